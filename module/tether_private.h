@@ -1,0 +1,142 @@
+/*
+ * Declarations shared by the files of mod_tether.  Every .c file includes
+ * this header first so that per-module LogLevel (LogLevel tether:debug)
+ * works everywhere.
+ */
+#ifndef TETHER_PRIVATE_H
+#define TETHER_PRIVATE_H
+
+/* Python.h must come first: it sets feature macros the C library honours. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_filter.h"
+#include "http_main.h"
+#include "ap_mpm.h"
+#include "apr_lib.h"
+#include "apr_strings.h"
+#include "apr_thread_mutex.h"
+#include "apr_hash.h"
+
+/* mod_tether.c gets this from AP_DECLARE_MODULE. */
+#if defined(APLOG_USE_MODULE) && !defined(TETHER_MODULE_FILE)
+APLOG_USE_MODULE(tether);
+#endif
+
+extern module AP_MODULE_DECLARE_DATA tether_module;
+
+#ifndef TETHER_VERSION
+#define TETHER_VERSION "0.0.0"
+#endif
+
+/*
+ * Every log message carries a tag of our own, "TETHERnnnn: ".  Ranges:
+ * 0001-0099 config, 0100-0199 handler, 0200-0299 interpreters,
+ * 0300-0399 logging, 0400-0499 WSGI adapter, 0500-0699 daemon mode.
+ * module/LOGTAGS.md lists them.
+ */
+#define TETHER_LOGNO(n) "TETHER" #n ": "
+
+#define TETHER_UNSET -1
+
+/* The handler names that select us (SetHandler / AddHandler). */
+#define TETHER_HANDLER "wsgi-script"
+#define TETHER_HANDLER_MIME "application/x-httpd-wsgi"
+
+/* WSGIMapHEADToGET */
+#define TETHER_HEAD_OFF 0
+#define TETHER_HEAD_ON 1
+#define TETHER_HEAD_AUTO 2
+
+#include "tether_config.h"
+
+/*
+ * What the handler resolved for one request, handed to the adapter.  All
+ * strings live in r->pool.  An empty process_group means embedded mode; an
+ * empty application_group means the main interpreter (%{GLOBAL}).
+ */
+typedef struct {
+    const char *script_name;        /* SCRIPT_NAME: the matched alias mount */
+    const char *path_info;          /* PATH_INFO: the rest of the path */
+    const char *script_file;        /* the WSGI script (r->filename) */
+    const char *process_group;
+    const char *application_group;
+    const char *callable_object;
+    int pass_authorization;         /* 0/1 */
+    int script_reloading;           /* 0/1 */
+    int map_head_to_get;            /* TETHER_HEAD_* */
+} tether_request_t;
+
+/* ---- tether_config.c ------------------------------------------------- */
+void tether_config_register_hooks(apr_pool_t *p);
+
+/* ---- tether_handler.c ------------------------------------------------ */
+void tether_handler_register_hooks(apr_pool_t *p);
+
+/* ---- tether_interp.c ------------------------------------------------- */
+typedef struct tether_interp tether_interp_t;
+
+void tether_interp_register_hooks(apr_pool_t *p);
+/*
+ * Finds or creates the interpreter named `group` ("" = main) in this process
+ * and makes this thread hold its GIL.  Returns NULL (after logging why) when
+ * Python could not be started.
+ */
+tether_interp_t *tether_interp_acquire(const char *group, request_rec *r,
+                                       server_rec *s);
+/* Gives the GIL back; the thread state is kept for the next request. */
+void tether_interp_release(tether_interp_t *interp);
+/*
+ * Returns a new reference to the module executed from `filename` in this
+ * interpreter, (re)loading it when `reload` is set and the file changed.
+ * NULL with the Python error logged on failure.  GIL held.
+ */
+PyObject *tether_interp_load_script(tether_interp_t *interp,
+                                    const char *filename, int reload,
+                                    request_rec *r, server_rec *s);
+const char *tether_interp_name(const tether_interp_t *interp);
+
+/* ---- tether_log.c ---------------------------------------------------- */
+/* Ready the log object type; once, with the main interpreter's GIL. */
+int tether_log_init(void);
+/*
+ * A file-like object whose lines go to Apache's error log at `level`
+ * (APLOG_ERR, APLOG_INFO, ...).  With r set (wsgi.errors) every line is
+ * tagged with that request; with r NULL (sys.stdout/sys.stderr) a line is
+ * tagged with the request this thread is serving, if any, else logged
+ * against s.  New reference, NULL with a Python error set.
+ */
+PyObject *tether_log_new(request_rec *r, server_rec *s, int level,
+                         const char *name);
+/* Marks the request this thread is serving (NULL when done). */
+void tether_log_set_current(request_rec *r);
+request_rec *tether_log_current(void);
+/*
+ * Logs the pending Python exception (message line plus the traceback, one
+ * log line each) and clears it.  `what` says what failed, e.g. "loading
+ * script '/x/app.wsgi'".  GIL held.
+ */
+void tether_log_python_error(request_rec *r, server_rec *s, const char *what);
+/* Flushes a log object's partial line; used at request end. */
+void tether_log_close(PyObject *log);
+
+/* ---- tether_adapter.c ------------------------------------------------ */
+/* Ready the WSGI types; once, with the main interpreter's GIL. */
+int tether_adapter_init(void);
+/*
+ * Runs one WSGI request with the GIL of the application's interpreter held
+ * by this thread.  `app` is the WSGI callable.  The handler has already
+ * called ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK).  Returns OK
+ * when a response was produced (even an aborted one), or HTTP_* when
+ * nothing was sent and Apache should produce the error page.
+ */
+int tether_adapter_run(request_rec *r, const tether_request_t *req,
+                       PyObject *app);
+
+#endif /* TETHER_PRIVATE_H */
