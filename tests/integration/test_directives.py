@@ -1,0 +1,568 @@
+"""mod_wsgi's embedded-mode directives, against a real Apache.
+
+Each class installs the config it needs; the apps live in
+tests/apps/directives/.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+import harness
+
+D = "@APPS@/directives"
+
+
+def _configtest(httpd_env, config):
+    """Runs `httpd -t` on the harness's base config plus `config`."""
+    srv = harness.ApacheServer(httpd_env.install, httpd_env.module,
+                               config=config, name="configtest")
+    try:
+        srv.port = harness.free_port()
+        srv.write_config()
+        proc = srv._httpd("-t")
+        return proc.returncode, " ".join((proc.stdout + proc.stderr).split())
+    finally:
+        srv.cleanup()
+
+
+@pytest.fixture(scope="module")
+def server(httpd_env):
+    with httpd_env.server("", name="directives") as srv:
+        yield srv
+
+
+def _restart(server, config):
+    server.restart(config)
+    return server
+
+
+# --- application groups ------------------------------------------------------
+
+GROUPS_CONFIG = f"""
+WSGIScriptAlias /a {D}/groups.wsgi
+WSGIScriptAlias /b {D}/groups.wsgi
+WSGIScriptAlias /g1 {D}/groups.wsgi application-group=%{{GLOBAL}}
+WSGIScriptAlias /g2 {D}/groups.wsgi application-group=%{{GLOBAL}}
+WSGIScriptAlias /named1 {D}/groups.wsgi application-group=shared
+WSGIScriptAlias /named2 {D}/groups.wsgi application-group=shared
+WSGIScriptAlias /server {D}/groups.wsgi application-group=%{{SERVER}}
+WSGIScriptAlias /host {D}/groups.wsgi application-group=%{{HOST}}
+WSGIScriptAlias /env {D}/groups.wsgi application-group=%{{ENV:TETHER_GROUP}}
+WSGIScriptAlias /dir {D}/groups.wsgi
+<Location /env>
+    SetEnv TETHER_GROUP from-env
+</Location>
+<Location /dir>
+    WSGIApplicationGroup by-directive
+</Location>
+"""
+
+
+class TestApplicationGroups:
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def config(cls, server):
+        _restart(server, GROUPS_CONFIG)
+
+    def _same_process(self, server, *paths):
+        """Bodies of one request to each path, all served by one process."""
+        for _ in range(20):
+            bodies = [server.get(p).json() for p in paths]
+            if len({b["pid"] for b in bodies}) == 1:
+                return bodies
+        pytest.fail("requests never landed in one process")
+
+    def test_app_group_default_is_resource_per_mount_point(self, server):
+        a, b = self._same_process(server, "/a", "/b")
+        assert a["group"] == "127.0.0.1:%d|/a" % server.port
+        assert b["group"] == "127.0.0.1:%d|/b" % server.port
+        assert a["tether_group"] == a["group"]
+
+    def test_app_group_separate_groups_have_separate_module_state(self, server):
+        a, b, a2 = self._same_process(server, "/a", "/b", "/a")
+        assert a["token"] != b["token"]
+        assert a2["token"] == a["token"]
+        assert a2["counter"] == a["counter"] + 1
+        # Each runs in a sub-interpreter of its own, not the main one.
+        if a["interpreter"] is not None:
+            assert a["interpreter"] != b["interpreter"]
+            assert a["interpreter"] != a["main_interpreter"]
+
+    def test_app_group_global_is_main_interpreter_and_shared(self, server):
+        g1, g2 = self._same_process(server, "/g1", "/g2")
+        assert g1["group"] == "" and g2["group"] == ""
+        assert g1["token"] == g2["token"]
+        assert g2["counter"] == g1["counter"] + 1
+        if g1["interpreter"] is not None:
+            assert g1["interpreter"] == g1["main_interpreter"]
+
+    def test_app_group_named_group_shared_between_mounts(self, server):
+        n1, n2, a = self._same_process(server, "/named1", "/named2", "/a")
+        assert n1["group"] == "shared"
+        assert n1["token"] == n2["token"]
+        assert n1["token"] != a["token"]
+
+    def test_app_group_server_host_env_and_directive(self, server):
+        host_port = "127.0.0.1:%d" % server.port
+        assert server.get("/server").json()["group"] == host_port
+        resp = server.get("/host", headers={"Host": "example.test:%d" % server.port})
+        assert resp.json()["group"] == "example.test:%d" % server.port
+        assert server.get("/env").json()["group"] == "from-env"
+        assert server.get("/dir").json()["group"] == "by-directive"
+
+
+# --- callable, authorization, HEAD ------------------------------------------
+
+OPTIONS_CONFIG = f"""
+WSGIScriptAlias /default {D}/groups.wsgi
+WSGIScriptAlias /other {D}/groups.wsgi callable-object=other
+WSGIScriptAlias /bydirective {D}/groups.wsgi
+WSGIScriptAlias /auth-option {D}/groups.wsgi pass-authorization=On
+WSGIScriptAlias /auth-directive {D}/groups.wsgi
+WSGIScriptAlias /head-on {D}/groups.wsgi
+WSGIScriptAlias /head-off {D}/groups.wsgi
+WSGIScriptAliasMatch ^/match/([a-z]+) {D}/$1.wsgi
+<Location /bydirective>
+    WSGICallableObject other
+</Location>
+<Location /auth-directive>
+    WSGIPassAuthorization On
+</Location>
+<Location /head-on>
+    WSGIMapHEADToGET On
+</Location>
+<Location /head-off>
+    WSGIMapHEADToGET Off
+</Location>
+"""
+
+
+class TestScriptAliasOptions:
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def config(cls, server):
+        _restart(server, OPTIONS_CONFIG)
+
+    def test_callable_object_option_and_directive(self, server):
+        assert server.get("/default").json()["callable"] == "application"
+        assert server.get("/other").body == b"other callable"
+        assert server.get("/bydirective").body == b"other callable"
+
+    def test_pass_authorization_off_by_default(self, server):
+        resp = server.get("/default", headers={"Authorization": "Basic dTpw"})
+        assert resp.json()["authorization"] is None
+
+    def test_pass_authorization_option_and_directive(self, server):
+        for path in ("/auth-option", "/auth-directive"):
+            resp = server.get(path, headers={"Authorization": "Basic dTpw"})
+            assert resp.json()["authorization"] == "Basic dTpw", path
+
+    def test_map_head_to_get(self, server):
+        resp = server.request("HEAD", "/head-on")
+        assert resp.status == 200 and resp.body == b""
+        assert resp.header("X-Method") == "GET"
+        resp = server.request("HEAD", "/head-off")
+        assert resp.status == 200 and resp.body == b""
+        assert resp.header("X-Method") == "HEAD"
+        # Auto (the default) maps only when an output filter needs the body;
+        # with none here the application sees HEAD.
+        resp = server.request("HEAD", "/default")
+        assert resp.header("X-Method") == "HEAD"
+
+    def test_script_alias_match_substitutes_groups(self, server):
+        resp = server.get("/match/groups/extra/path")
+        assert resp.status == 200
+        body = resp.json()
+        assert body["path_info"] == "/extra/path"
+        assert body["script_name"] == "/match/groups"
+
+    def test_script_alias_match_missing_script_is_404(self, server):
+        mark = server.log_mark()
+        assert server.get("/match/nosuchscript").status == 404
+        server.wait_for_log(r"TETHER0102: WSGI script not found", since=mark)
+
+
+# --- Python settings -----------------------------------------------------------
+
+def _expected_hash(seed):
+    out = subprocess.run([sys.executable, "-c", "print(hash('abc'))"],
+                         env={"PYTHONHASHSEED": str(seed)},
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+class TestPythonSettings:
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def config(cls, server):
+        pp = os.path.join(server.scratch, "pp")
+        extra = os.path.join(server.scratch, "pp-extra")
+        for d in (pp, extra):
+            os.makedirs(d, exist_ok=True)
+            os.chmod(d, 0o755)
+        with open(os.path.join(pp, "tether_pp_direct.py"), "w") as f:
+            f.write("NAME = 'direct'\n")
+        with open(os.path.join(extra, "tether_pp_via_pth.py"), "w") as f:
+            f.write("NAME = 'via-pth'\n")
+        with open(os.path.join(pp, "extra.pth"), "w") as f:
+            f.write(extra + "\n")
+        for d in (pp, extra):
+            for name in os.listdir(d):
+                os.chmod(os.path.join(d, name), 0o644)
+        _restart(server, f"""
+WSGIPythonPath {pp}
+WSGIPythonOptimize 1
+WSGIPythonHashSeed 123
+WSGIDontWriteBytecode On
+WSGIScriptAlias /pp {D}/pathmod.wsgi
+WSGIScriptAlias /info {D}/groups.wsgi
+""")
+
+    def test_python_path_adds_site_dir_with_pth_files(self, server):
+        resp = server.get("/pp")
+        assert resp.status == 200, resp
+        assert resp.json() == ["direct", "via-pth"]
+
+    def test_python_optimize_hash_seed_and_bytecode(self, server):
+        info = server.get("/info").json()
+        assert info["optimize"] == 1
+        assert info["dont_write_bytecode"] is True
+        assert info["hash_randomization"] == 1
+        assert info["hash_abc"] == _expected_hash(123)
+
+    def test_python_home_is_the_venv(self, server):
+        info = server.get("/info").json()
+        assert os.path.realpath(info["prefix"]) == os.path.realpath(sys.prefix)
+        assert info["argv"] == ["mod_wsgi"]
+
+
+# --- reloading, preloading ---------------------------------------------------
+
+class TestScriptReloading:
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def config(cls, server):
+        # The scripts must exist when the config is checked.
+        for name in ("reload.wsgi", "noreload.wsgi"):
+            cls._rewrite(os.path.join(server.scratch, name), "zero")
+        _restart(server, f"""
+<Directory @SCRATCH@>
+    Require all granted
+</Directory>
+WSGIScriptAlias /reload2 @SCRATCH@/reload.wsgi
+WSGIScriptAlias /noreload @SCRATCH@/noreload.wsgi
+<Location /noreload>
+    WSGIScriptReloading Off
+</Location>
+""")
+
+    @staticmethod
+    def _rewrite(path, version):
+        st = os.stat(path) if os.path.exists(path) else None
+        with open(path, "w") as f:
+            f.write("import os\nVERSION = %r\n\n\n"
+                    "def application(environ, start_response):\n"
+                    "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+                    "    return [('%%s %%d' %% (VERSION, os.getpid())).encode()]\n"
+                    % version)
+        os.chmod(path, 0o644)
+        if st:  # a new mtime even on a coarse clock
+            os.utime(path, (st.st_atime, st.st_mtime + 2))
+
+    def _get(self, server, path):
+        version, pid = server.get(path).body.decode().split()
+        return version, int(pid)
+
+    def test_script_reloading_on_reloads_changed_file(self, server):
+        path = os.path.join(server.scratch, "reload.wsgi")
+        self._rewrite(path, "one")
+        seen = {self._get(server, "/reload2") for _ in range(5)}
+        assert {v for v, _ in seen} == {"one"}
+        self._rewrite(path, "two")
+        for _ in range(5):
+            assert self._get(server, "/reload2")[0] == "two"
+
+    def test_script_reloading_off_keeps_loaded_module(self, server):
+        path = os.path.join(server.scratch, "noreload.wsgi")
+        self._rewrite(path, "first")
+        loaded = {self._get(server, "/noreload")[1] for _ in range(8)}
+        self._rewrite(path, "second")
+        kept = 0
+        for _ in range(8):
+            version, pid = self._get(server, "/noreload")
+            if pid in loaded:
+                assert version == "first"
+                kept += 1
+        assert kept > 0
+
+
+class TestImportScript:
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def config(cls, server):
+        cls.mark = server.log_mark()
+        _restart(server, f"""
+WSGIImportScript {D}/preload.wsgi process-group=%{{GLOBAL}} application-group=%{{GLOBAL}}
+WSGIScriptAlias /preloaded {D}/preload.wsgi application-group=%{{GLOBAL}}
+""")
+
+    def test_import_script_runs_at_process_start(self, server):
+        # Executed in each child as it starts, before any request arrives.
+        server.wait_for_log(r"preload\.wsgi executed in pid \d+",
+                            since=self.mark)
+        log = server.error_log(since=self.mark)
+        first_request = log.find("[client ")
+        first_preload = log.find("preload.wsgi executed")
+        assert first_preload != -1
+        assert first_request == -1 or first_preload < first_request
+
+    def test_import_script_module_is_the_one_requests_use(self, server):
+        resp = server.get("/preloaded")
+        pid, loaded_at = resp.body.split(b" ", 1)
+        # Loaded once per process: the same value again.
+        again = server.get("/preloaded")
+        if again.body.split(b" ", 1)[0] == pid:
+            assert again.body.split(b" ", 1)[1] == loaded_at
+        log = server.error_log()
+        assert log.count("executed in pid %s" % pid.decode()) == 1
+
+
+# --- restrictions ------------------------------------------------------------
+
+class TestRestrictionsDefault:
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def config(cls, server):
+        _restart(server, f"WSGIScriptAlias /r {D}/restrict.wsgi\n")
+
+    def test_restrict_stdin_on_by_default(self, server):
+        body = server.get("/r/stdin").json()
+        assert body["ok"] is False
+        assert "OSError" in body["error"] and "WSGIRestrictStdin" in body["error"]
+
+    def test_restrict_stdout_off_by_default_prints_to_error_log(self, server):
+        mark = server.log_mark()
+        assert server.get("/r/stdout").json()["ok"] is True
+        line = server.wait_for_log(r".*hello from print to stdout.*",
+                                   since=mark).group(0)
+        assert "[client 127.0.0.1:" in line
+
+    def test_restrict_signal_on_by_default_ignores_and_warns(self, server):
+        mark = server.log_mark()
+        body = server.get("/r/signal").json()
+        assert body["ok"] is True
+        # The handler was not installed.
+        assert body["handler_now"] == body["value"]
+        server.wait_for_log(r"TETHER0210: Callback registration for signal "
+                            r"\d+ ignored", since=mark)
+
+
+class TestRestrictionsChanged:
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def config(cls, server):
+        _restart(server, f"""
+WSGIRestrictStdin Off
+WSGIRestrictStdout On
+WSGIRestrictSignal Off
+WSGIScriptAlias /r {D}/restrict.wsgi
+""")
+
+    def test_restrict_stdin_off_allows_reading(self, server):
+        body = server.get("/r/stdin").json()
+        assert body["ok"] is True
+
+    def test_restrict_stdout_on_raises(self, server):
+        body = server.get("/r/stdout").json()
+        assert body["ok"] is False
+        assert "WSGIRestrictStdout" in body["error"]
+
+    def test_restrict_signal_off_calls_real_signal(self, server):
+        # Not intercepted: Python's own signal.signal() runs, and refuses
+        # because requests are not served by the main thread.
+        body = server.get("/r/signal").json()
+        assert body["ok"] is False
+        assert "ValueError" in body["error"]
+        assert "main thread" in body["error"]
+
+
+class TestRestrictEmbedded:
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def config(cls, server):
+        _restart(server, f"""
+WSGIRestrictEmbedded On
+WSGIScriptAlias /app {D}/groups.wsgi
+""")
+
+    def test_restrict_embedded_refuses_with_500_and_log(self, server):
+        mark = server.log_mark()
+        assert server.get("/app").status == 500
+        server.wait_for_log(r"TETHER0106: Embedded mode is disabled by "
+                            r"WSGIRestrictEmbedded On", since=mark)
+
+
+# --- handlers, missing scripts, start-up failure -----------------------------
+
+class TestHandlerMapping:
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def config(cls, server):
+        _restart(server, f"""
+WSGIScriptAlias /scripts/ {D}/
+Alias /viahandler {D}
+Alias /noexec {D}
+<Location /viahandler>
+    Options +ExecCGI
+    SetHandler wsgi-script
+</Location>
+<Location /noexec>
+    Options -ExecCGI
+    SetHandler wsgi-script
+</Location>
+""")
+
+    def test_script_alias_to_directory_picks_script_and_path_info(self, server):
+        body = server.get("/scripts/groups.wsgi/more").json()
+        assert body["script_name"] == "/scripts/groups.wsgi"
+        assert body["path_info"] == "/more"
+
+    def test_script_alias_to_directory_missing_script_is_404(self, server):
+        assert server.get("/scripts/absent.wsgi").status == 404
+
+    def test_set_handler_with_execcgi_runs_script(self, server):
+        body = server.get("/viahandler/groups.wsgi").json()
+        assert body["script_name"] == "/viahandler/groups.wsgi"
+
+    def test_set_handler_without_execcgi_is_forbidden(self, server):
+        mark = server.log_mark()
+        assert server.get("/noexec/groups.wsgi").status == 403
+        server.wait_for_log(r"TETHER0104: Options ExecCGI is off", since=mark)
+
+
+class TestPythonStartupFailure:
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def config(cls, server):
+        fake = os.path.join(server.scratch, "fake-prefix")
+        os.makedirs(os.path.join(fake, "lib", "python%d.%d" % sys.version_info[:2]),
+                    exist_ok=True)
+        for dirpath, _, _ in os.walk(fake):
+            os.chmod(dirpath, 0o755)
+        _restart(server, f"""
+WSGIPythonHome {fake}
+WSGIScriptAlias /app {D}/groups.wsgi
+""")
+        yield
+        _restart(server, "")
+
+    def test_python_startup_failure_gives_500_and_apache_lives(self, server):
+        mark = server.log_mark()
+        assert server.get("/app").status == 500
+        assert server.get("/app").status == 500
+        server.wait_for_log(r"TETHER0201: Python could not start in process "
+                            r"\d+: .*check WSGIPythonHome")
+        server.wait_for_log(r"TETHER0204: Python is not available", since=mark)
+        assert harness.pid_alive(server.pid)
+
+
+# --- configuration errors (apachectl -t) -------------------------------------
+
+BAD_CONFIGS = [
+    ("WSGIScriptAlias /app @APPS@/no-such-script.wsgi",
+     "the WSGI script '@APPS@/no-such-script.wsgi' does not exist"),
+    (f"WSGIScriptAlias /app {D}/groups.wsgi colour=blue",
+     "WSGIScriptAlias: unknown option 'colour'"),
+    (f"WSGIScriptAlias /app {D}/groups.wsgi pass-authorization=maybe",
+     "'maybe' is not On or Off"),
+    (f"WSGIScriptAlias /app {D}/groups.wsgi application-group=%{{BOGUS}}",
+     "unknown expansion '%{BOGUS}'"),
+    (f"WSGIScriptAlias /app {D}/groups.wsgi callable-object=not-an-identifier",
+     "'not-an-identifier' is not a Python identifier"),
+    (f"WSGIScriptAlias /app {D}/groups.wsgi process-group=nosuchgroup",
+     "process-group 'nosuchgroup' names no WSGIDaemonProcess group"),
+    (f"WSGIScriptAliasMatch ^/(unclosed {D}/$1.wsgi",
+     "'^/(unclosed' is not a valid regular expression"),
+    (f"WSGIScriptAlias app {D}/groups.wsgi",
+     "URL path 'app' must start with '/'"),
+    ("WSGIApplicationGroup %{NOPE}", "unknown expansion '%{NOPE}'"),
+    ("WSGIProcessGroup %{RESOURCE}", "unknown expansion '%{RESOURCE}'"),
+    ("WSGIPythonOptimize 3", "WSGIPythonOptimize: '3' is not 0, 1 or 2"),
+    ("WSGIPythonHashSeed lots",
+     "WSGIPythonHashSeed: 'lots' is not 'random' or a number"),
+    ("WSGIPythonHome /nonexistent-tether-home",
+     "WSGIPythonHome: '/nonexistent-tether-home' is not a directory"),
+    ("WSGIPythonHome /tmp",
+     "WSGIPythonHome: '/tmp' is neither a virtual environment"),
+    ("WSGIMapHEADToGET sometimes", "'sometimes' is not On, Off or Auto"),
+    ("WSGIRestrictStdin perhaps", "WSGIRestrictStdin: 'perhaps' is not On or Off"),
+    ("WSGIImportScript @APPS@/missing.wsgi",
+     "WSGIImportScript: the script '@APPS@/missing.wsgi' does not exist"),
+    (f"WSGIImportScript {D}/preload.wsgi flavour=x",
+     "WSGIImportScript: unknown option 'flavour'"),
+    ("<VirtualHost *:80>\nWSGIPythonHome /usr\n</VirtualHost>",
+     "cannot occur within <VirtualHost> section"),
+    ("WSGIDaemonProcess app processes=2",
+     "WSGIDaemonProcess is a mod_wsgi directive that Tether does not support yet"),
+]
+
+
+@pytest.mark.parametrize("config,message", BAD_CONFIGS,
+                         ids=[c[0].split()[0].strip("<") + "-%d" % i
+                              for i, c in enumerate(BAD_CONFIGS)])
+def test_config_error_names_value_and_line(httpd_env, tether_only, config, message):
+    srv = harness.ApacheServer(httpd_env.install, httpd_env.module,
+                               config=config, name="configtest")
+    try:
+        srv.port = harness.free_port()
+        srv.write_config()
+        proc = srv._httpd("-t")
+        out = " ".join((proc.stdout + proc.stderr).split())
+        assert proc.returncode != 0, out
+        assert srv.expand(message) in out
+        # Directive errors name the file and line; check_config ones the
+        # directive's location in the message itself.
+        assert re.search(r"(line \d+ of .*httpd\.conf|httpd\.conf:\d+|"
+                         r"WSGIImportScript|Configuration check failed)", out), out
+    finally:
+        srv.cleanup()
+
+
+def test_config_good_values_pass_configtest(httpd_env):
+    code, out = _configtest(httpd_env, f"""
+WSGIScriptAlias /a {D}/groups.wsgi process-group=%{{GLOBAL}} application-group=%{{GLOBAL}} callable-object=application pass-authorization=Off
+WSGIScriptAliasMatch ^/m/([a-z]+) {D}/$1.wsgi
+WSGIApplicationGroup %{{ENV:X}}
+WSGIProcessGroup %{{GLOBAL}}
+WSGIPythonOptimize 2
+WSGIPythonHashSeed random
+WSGIMapHEADToGET Auto
+WSGIChunkedRequest On
+WSGIRestrictEmbedded Off
+""")
+    assert code == 0, out
+    assert "Syntax OK" in out
+
+
+MOD_WSGI_CANDIDATES = [
+    "/usr/lib/apache2/modules/mod_wsgi.so",
+    "/usr/lib64/httpd/modules/mod_wsgi.so",
+    "/usr/lib/httpd/modules/mod_wsgi.so",
+]
+
+
+def test_config_mod_wsgi_and_tether_together_refused(httpd_env, tether_only):
+    mod_wsgi = next((p for p in MOD_WSGI_CANDIDATES if os.path.exists(p)), None)
+    if not mod_wsgi:
+        pytest.skip("no mod_wsgi.so to load beside mod_tether "
+                    "(Debian: apt-get install libapache2-mod-wsgi-py3)")
+    # mod_wsgi first: its directives then win, but the check still runs.
+    code, out = _configtest(httpd_env, f"LoadModule wsgi_module {mod_wsgi}\n")
+    assert code != 0, out
+    assert "TETHER0001: mod_tether and mod_wsgi are both loaded" in out
+    assert "a2dismod wsgi" in out
