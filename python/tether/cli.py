@@ -1,0 +1,451 @@
+"""tether-express: run a WSGI application in Apache httpd with mod_tether,
+from the command line, the way mod_wsgi-express does with mod_wsgi.
+
+    tether-express start-server app.wsgi --port 8000
+    tether-express setup-server app.wsgi --server-root /srv/app-httpd
+    tether-express module-config >> /etc/apache2/mods-available/tether.load
+
+Option names and defaults follow mod_wsgi-express.  Its options that
+tether-express does not implement yet are recognised and refused with a
+message naming them, rather than being taken for something else.
+"""
+
+import argparse
+import collections
+import os
+import shutil
+import sys
+
+import tether
+
+from . import __version__, supervise
+from .access import find_unreadable, resolve_account
+from .apache import Apache, ApacheError, find_modules_dir
+from .express import (LOG_LEVELS, SetupError, build, module_config_lines,
+                      summary_text, write)
+from .render import TemplateError
+
+PROG = "tether-express"
+
+# mod_wsgi-express options not implemented yet, by number of values.
+UNSUPPORTED = {
+    0: ("--http2", "--ssl-environment", "--https-only", "--allow-localhost",
+        "--enable-sendfile", "--directory-listing", "--error-override",
+        "--compress-responses", "--server-metrics", "--enable-telemetry",
+        "--free-threading", "--server-status", "--startup-log",
+        "--rotate-logs", "--with-cgi", "--orphan-interpreter",
+        "--enable-docs", "--debug-mode", "--enable-debugger",
+        "--debugger-startup", "--enable-coverage", "--enable-profiler",
+        "--enable-recorder", "--enable-gdb"),
+    1: ("--process-group", "--https-port", "--ssl-certificate-file",
+        "--ssl-certificate-key-file", "--ssl-certificate",
+        "--ssl-ca-certificate-file", "--ssl-verify-client",
+        "--ssl-certificate-chain-file", "--hsts-policy", "--server-name",
+        "--server-alias", "--initial-workers", "--minimum-spare-workers",
+        "--maximum-spare-workers", "--maximum-requests", "--startup-timeout",
+        "--shutdown-timeout", "--restart-interval", "--cpu-time-limit",
+        "--graceful-timeout", "--eviction-timeout", "--deadlock-timeout",
+        "--inactivity-timeout", "--ignore-activity", "--request-timeout",
+        "--interrupt-timeout", "--connect-timeout", "--socket-timeout",
+        "--proxy-timeout", "--queue-timeout", "--header-timeout",
+        "--header-max-timeout", "--header-min-rate", "--body-timeout",
+        "--body-max-timeout", "--body-min-rate", "--server-backlog",
+        "--daemon-backlog", "--send-buffer-size", "--receive-buffer-size",
+        "--header-buffer-size", "--response-buffer-size",
+        "--response-socket-timeout", "--response-flush-delay",
+        "--telemetry-service", "--telemetry-ui-port", "--telemetry-interval",
+        "--slow-requests", "--switch-interval", "--telemetry-options",
+        "--host-access-script", "--auth-user-script", "--auth-type",
+        "--auth-group-script", "--auth-group", "--rewrite-rules",
+        "--envvars-script", "--locale", "--access-log-format",
+        "--error-log-format", "--error-log-name", "--access-log-name",
+        "--startup-log-name", "--max-log-size", "--rotatelogs-executable",
+        "--python-eggs", "--python-warnings", "--shell-executable",
+        "--process-name", "--socket-prefix", "--directory-index",
+        "--allow-override", "--trust-proxy-header", "--trust-proxy",
+        "--coverage-directory", "--profiler-directory",
+        "--recorder-directory", "--gdb-executable"),
+    2: ("--add-handler", "--error-document", "--proxy-mount-point",
+        "--proxy-virtual-host", "--service-script", "--service-user",
+        "--service-group", "--service-log-file"),
+}
+
+
+class _Unsupported(argparse.Action):
+    """A mod_wsgi-express option tether-express refuses, by name."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error("%s is a mod_wsgi-express option that tether-express "
+                     "does not support yet" % option_string)
+
+
+def _count(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a whole number" % text)
+
+
+def _add_apache_options(parser):
+    group = parser.add_argument_group("Apache installation")
+    group.add_argument(
+        "--httpd-executable", metavar="FILE-PATH",
+        help="Apache's httpd binary (default: apache2 or httpd on PATH, "
+             "then in /usr/sbin)")
+    group.add_argument(
+        "--modules-directory", metavar="DIRECTORY-PATH",
+        help="Apache's modules directory (default: the first of "
+             "/usr/lib/apache2/modules, /usr/lib64/httpd/modules, "
+             "/usr/lib/httpd/modules, /usr/local/apache2/modules... "
+             "that exists)")
+    group.add_argument(
+        "--mime-types", metavar="FILE-PATH",
+        help="MIME types file for TypesConfig (default: /etc/mime.types, "
+             "/etc/apache2/mime.types or /etc/httpd/conf/mime.types, else "
+             "/dev/null)")
+
+
+def _add_server_options(parser):
+    """The options setup-server and start-server share."""
+    parser.add_argument(
+        "script", nargs="?", metavar="script",
+        help="the WSGI script file (or module name with --application-type "
+             "module) (default: none, serving tether's default page)")
+
+    app = parser.add_argument_group("Application")
+    app.add_argument(
+        "--entry-point", metavar="FILE-PATH|MODULE",
+        help="the WSGI script or module, as an option; takes precedence "
+             "over the positional script (default: the positional script)")
+    app.add_argument(
+        "--application-type", choices=("script", "module"), default="script",
+        help="script: the entry point is a WSGI script file; module: a "
+             "Python module name imported from the working directory and "
+             "--python-path (default: script)")
+    app.add_argument(
+        "--callable-object", metavar="NAME", default="application",
+        help="name of the WSGI callable in the script or module "
+             "(default: application)")
+    app.add_argument(
+        "--mount-point", metavar="URL-PATH", default="/",
+        help="URL path the application is mounted at (default: /)")
+    app.add_argument(
+        "--application-group", metavar="NAME", default="%{GLOBAL}",
+        help="WSGIApplicationGroup: the Python (sub-)interpreter the "
+             "application runs in (default: %%{GLOBAL}, the main one)")
+    app.add_argument(
+        "--working-directory", metavar="DIRECTORY-PATH",
+        help="current directory of the application, first on its module "
+             "search path (default: the directory tether-express runs in)")
+    app.add_argument(
+        "--python-path", metavar="DIRECTORY-PATH", action="append",
+        help="a directory to add to the module search path; repeatable "
+             "(default: none besides the working directory)")
+    app.add_argument(
+        "--setenv", nargs=2, metavar=("NAME", "VALUE"), action="append",
+        help="put NAME=VALUE into every request's WSGI environ; repeatable "
+             "(default: none)")
+    app.add_argument(
+        "--passenv", metavar="NAME", action="append",
+        help="copy the process environment variable NAME into every "
+             "request's WSGI environ; repeatable (default: none)")
+    app.add_argument(
+        "--reload-on-changes", action="store_true",
+        help="reload the WSGI script when it changes (embedded mode: "
+             "WSGIScriptReloading On) (default: off)")
+    app.add_argument(
+        "--disable-reloading", action="store_true",
+        help="never reload the WSGI script, even with --reload-on-changes "
+             "(default: off)")
+    app.add_argument(
+        "--map-head-to-get", type=str.lower, choices=("off", "on", "auto"),
+        default="auto",
+        help="WSGIMapHEADToGET: whether HEAD requests reach the application "
+             "as GET (default: auto)")
+    app.add_argument(
+        "--chunked-request", action="store_true",
+        help="accept request bodies sent with chunked transfer encoding "
+             "(default: off)")
+    app.add_argument(
+        "--embedded-mode", action="store_true",
+        help="run the application inside Apache's child processes; the only "
+             "mode so far, so it is used with or without this option "
+             "(default: embedded)")
+
+    http = parser.add_argument_group("HTTP")
+    http.add_argument(
+        "--host", metavar="IP-ADDRESS",
+        help="address to listen on (default: all interfaces)")
+    http.add_argument(
+        "--port", type=_count, metavar="NUMBER", default=8000,
+        help="port to listen on (default: 8000)")
+    http.add_argument(
+        "--document-root", metavar="DIRECTORY-PATH",
+        help="directory of static files: a URL naming a file in it is "
+             "served by Apache, every other URL by the application "
+             "(default: none)")
+    http.add_argument(
+        "--url-alias", nargs=2, metavar=("URL-PATH", "FILE-PATH"),
+        action="append",
+        help="serve a static file or directory at a URL path; repeatable "
+             "(default: none)")
+    http.add_argument(
+        "--limit-request-body", type=_count, metavar="NUMBER",
+        default=10485760,
+        help="largest request body in bytes, 0 for no limit "
+             "(default: 10485760)")
+    http.add_argument(
+        "--keep-alive-timeout", type=_count, metavar="SECONDS", default=2,
+        help="seconds an idle connection is kept open for another request, "
+             "0 to close after each (default: 2)")
+
+    proc = parser.add_argument_group("Processes")
+    proc.add_argument(
+        "--processes", type=_count, metavar="NUMBER", default=1,
+        help="Apache child processes to start (default: 1)")
+    proc.add_argument(
+        "--threads", type=_count, metavar="NUMBER", default=5,
+        help="request threads in each process; with the prefork MPM, "
+             "processes x threads single-threaded processes (default: 5)")
+    proc.add_argument(
+        "--max-clients", type=_count, metavar="NUMBER",
+        help="most requests served at once (MaxRequestWorkers); Apache may "
+             "start more processes to reach it (default: processes x "
+             "threads)")
+    proc.add_argument(
+        "--server-mpm", choices=("event", "worker", "prefork"),
+        help="Apache MPM to use (default: the first of event, worker, "
+             "prefork that this Apache has)")
+    proc.add_argument(
+        "--user", metavar="USERNAME",
+        help="when started as root, the user Apache's children run as "
+             "(default: the first of www-data, apache, nobody that exists)")
+    proc.add_argument(
+        "--group", metavar="GROUP",
+        help="when started as root, the group Apache's children run as "
+             "(default: the user's primary group)")
+
+    server = parser.add_argument_group("Server root and logs")
+    server.add_argument(
+        "--server-root", metavar="DIRECTORY-PATH",
+        help="directory for the generated httpd.conf, apachectl and logs "
+             "(default: $TMPDIR or /tmp, then tether-HOST:PORT:UID)")
+    server.add_argument(
+        "--pid-file", metavar="FILE-PATH",
+        help="Apache's PidFile (default: SERVER-ROOT/httpd.pid)")
+    server.add_argument(
+        "--log-directory", metavar="DIRECTORY-PATH",
+        help="directory for error_log and access_log; overrides "
+             "--log-to-terminal (default: SERVER-ROOT/logs)")
+    server.add_argument(
+        "--log-to-terminal", action="store_true",
+        help="send the error log to stderr and the access log to stdout "
+             "(default: off)")
+    server.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="warn", metavar="NAME",
+        help="Apache LogLevel: one of %s (default: warn)"
+             % ", ".join(LOG_LEVELS[:8] + ("trace1..trace8",)))
+    server.add_argument(
+        "--access-log", action="store_true",
+        help="log each request in common log format (default: off)")
+    server.add_argument(
+        "--include-file", metavar="FILE-PATH", action="append",
+        help="an Apache configuration file to include at the end of "
+             "httpd.conf (IncludeOptional); repeatable (default: none)")
+    server.add_argument(
+        "--setup-only", action="store_true",
+        help="write the server root and stop; start Apache later with "
+             "SERVER-ROOT/apachectl (default: off)")
+    _add_apache_options(parser)
+
+    for nargs, names in UNSUPPORTED.items():
+        for name in names:
+            parser.add_argument(name, nargs=nargs or 0, action=_Unsupported,
+                                help=argparse.SUPPRESS)
+
+
+_SERVER_EPILOG = (
+    "Options of mod_wsgi-express that tether-express does not implement yet "
+    "(daemon mode tuning, HTTPS, authentication scripts, log rotation, "
+    "debugging...) are refused with an error naming them.")
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(
+        prog=PROG, allow_abbrev=False,
+        description="Run WSGI applications in Apache httpd with mod_tether, "
+                    "or wire mod_tether into a system Apache.")
+    parser.add_argument("--version", action="version",
+                        version="%(prog)s " + __version__)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    def command(name, help_text, **kwargs):
+        return commands.add_parser(
+            name, help=help_text, description=help_text, allow_abbrev=False,
+            **kwargs)
+
+    command("module-location", "Print the path of mod_tether.so.")
+    command("module-config",
+            "Print the configuration lines that load mod_tether into a "
+            "system Apache: LoadModule, and WSGIPythonHome when this Python "
+            "is a virtual environment or otherwise not at its built prefix.")
+    install = command(
+        "install-module",
+        "Copy mod_tether.so into Apache's modules directory and print the "
+        "configuration lines that load it from there.")
+    install.add_argument(
+        "--modules-directory", metavar="DIRECTORY-PATH",
+        help="where to copy it (default: the first of "
+             "/usr/lib/apache2/modules, /usr/lib64/httpd/modules, "
+             "/usr/lib/httpd/modules, /usr/local/apache2/modules... "
+             "that exists)")
+    setup = command(
+        "setup-server",
+        "Write a server root (httpd.conf, apachectl, logs/) that runs the "
+        "application, without starting Apache.", epilog=_SERVER_EPILOG)
+    _add_server_options(setup)
+    start = command(
+        "start-server",
+        "Set up a server root and run Apache in the foreground.  Ctrl-C or "
+        "SIGTERM stops it; SIGHUP or SIGUSR1 restarts it gracefully.",
+        epilog=_SERVER_EPILOG)
+    _add_server_options(start)
+    return parser
+
+
+# --- commands ----------------------------------------------------------------
+
+def _module_path():
+    path = tether.module_location()
+    if not os.path.isfile(path):
+        raise SetupError(
+            "mod_tether.so is not at %s: run the tether-express of an "
+            "installed tether-wsgi package (pip install builds the module)"
+            % path)
+    return path
+
+
+def cmd_module_location(args):
+    print(_module_path())
+    return 0
+
+
+def cmd_module_config(args):
+    sys.stdout.write(module_config_lines(_module_path()))
+    return 0
+
+
+def installed_module_name():
+    """mod_tether-pyXY.so: one per Python version can sit side by side."""
+    return "mod_tether-py%d%d.so" % sys.version_info[:2]
+
+
+def cmd_install_module(args):
+    source = _module_path()
+    target_dir = find_modules_dir(args.modules_directory)
+    if target_dir is None:
+        raise ApacheError("no Apache modules directory was found: pass "
+                          "--modules-directory")
+    target = os.path.join(target_dir, installed_module_name())
+    tmp = target + ".tmp"
+    try:
+        shutil.copyfile(source, tmp)
+        os.chmod(tmp, 0o644)
+        # Replace, not overwrite: a running Apache keeps its mapped copy.
+        os.replace(tmp, target)
+    except OSError as e:
+        raise SetupError("cannot install %s into %s: %s"
+                         % (os.path.basename(target), target_dir,
+                            e.strerror or e))
+    sys.stdout.write(module_config_lines(target))
+    return 0
+
+
+def _prepare(args):
+    """Build and write the server root; check what Apache will read."""
+    module_path = _module_path()
+    apache = Apache.discover(args.httpd_executable, args.modules_directory,
+                             args.mime_types)
+    account, note = resolve_account(args.user, args.group)
+    setup = build(args, apache, account, module_path, account_note=note)
+    write(setup)
+    problem = find_unreadable(account, setup.needs)
+    soft = find_unreadable(account, setup.soft_needs)
+    if soft is not None:
+        setup.warnings.append(
+            "%s; pass --working-directory to choose another" % soft)
+    return setup, problem
+
+
+def _print_summary(setup, out=None):
+    out = out or sys.stdout
+    out.write(summary_text(setup))
+    out.flush()
+    for warning in setup.warnings:
+        print("%s: warning: %s" % (PROG, warning), file=sys.stderr)
+
+
+def cmd_setup_server(args):
+    setup, problem = _prepare(args)
+    _print_summary(setup)
+    if problem is not None:
+        print("%s: warning: %s" % (PROG, problem), file=sys.stderr)
+    print("\nStart it with: %s start"
+          % os.path.join(setup.server_root, "apachectl"))
+    return 0
+
+
+def cmd_start_server(args):
+    if args.setup_only:
+        return cmd_setup_server(args)
+    setup, problem = _prepare(args)
+    if problem is not None:
+        raise SetupError(str(problem))
+    _print_summary(setup)
+    status = supervise.run(
+        supervise.foreground_command(setup.httpd, setup.conf),
+        cwd=setup.working_directory)
+    if status != 0:
+        print("%s: Apache exited with status %d" % (PROG, status),
+              file=sys.stderr)
+        _show_log_tail(setup.error_log)
+    return status
+
+
+def _show_log_tail(path, lines=20):
+    if not path:
+        return
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            tail = list(collections.deque(f, maxlen=lines))
+    except OSError:
+        return
+    if tail:
+        print("Last lines of %s:" % path, file=sys.stderr)
+        sys.stderr.writelines(tail)
+
+
+COMMANDS = {
+    "module-location": cmd_module_location,
+    "module-config": cmd_module_config,
+    "install-module": cmd_install_module,
+    "setup-server": cmd_setup_server,
+    "start-server": cmd_start_server,
+}
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (SetupError, ApacheError, TemplateError, ValueError) as e:
+        print("%s: error: %s" % (PROG, e), file=sys.stderr)
+        return 1
+    except OSError as e:
+        print("%s: error: %s" % (PROG, e), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""tether-express's argument parsing: subcommands, option names and
+defaults (mod_wsgi-express's), and refusal of options not implemented."""
+
+import argparse
+
+import pytest
+
+from tether import cli
+
+
+def parse(*argv):
+    return cli.make_parser().parse_args(list(argv))
+
+
+def server_parsers():
+    parser = cli.make_parser()
+    sub = next(a for a in parser._actions
+               if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["setup-server"], sub.choices["start-server"]
+
+
+def visible_options(parser):
+    return {opt for action in parser._actions
+            if action.help is not argparse.SUPPRESS
+            for opt in action.option_strings}
+
+
+def test_cli_start_server_defaults_follow_mod_wsgi_express():
+    args = parse("start-server")
+    assert args.script is None and args.entry_point is None
+    assert args.application_type == "script"
+    assert args.callable_object == "application"
+    assert args.mount_point == "/"
+    assert args.application_group == "%{GLOBAL}"
+    assert args.host is None
+    assert args.port == 8000
+    assert args.processes == 1
+    assert args.threads == 5
+    assert args.max_clients is None
+    assert args.server_mpm is None
+    assert args.log_level == "warn"
+    assert args.limit_request_body == 10485760
+    assert args.keep_alive_timeout == 2
+    assert args.map_head_to_get == "auto"
+    assert args.server_root is None and args.working_directory is None
+    for flag in ("log_to_terminal", "access_log", "reload_on_changes",
+                 "disable_reloading", "chunked_request", "setup_only",
+                 "embedded_mode"):
+        assert getattr(args, flag) is False, flag
+    for repeatable in ("url_alias", "python_path", "setenv", "passenv",
+                       "include_file"):
+        assert getattr(args, repeatable) is None, repeatable
+
+
+def test_cli_setup_and_start_server_share_every_option():
+    setup, start = server_parsers()
+    assert visible_options(setup) == visible_options(start)
+    assert {"--port", "--host", "--url-alias", "--document-root",
+            "--callable-object", "--application-type", "--entry-point",
+            "--working-directory", "--python-path", "--server-root",
+            "--log-to-terminal", "--log-level", "--access-log",
+            "--processes", "--threads", "--max-clients", "--server-mpm",
+            "--user", "--group", "--setenv", "--passenv",
+            "--limit-request-body", "--keep-alive-timeout",
+            "--reload-on-changes", "--setup-only", "--httpd-executable",
+            "--modules-directory", "--include-file",
+            "--embedded-mode"} <= visible_options(start)
+
+
+def test_cli_every_option_documents_its_default():
+    setup, start = server_parsers()
+    for action in start._actions:
+        if action.help is argparse.SUPPRESS or not action.option_strings \
+                or action.option_strings == ["-h", "--help"]:
+            continue
+        assert "default" in action.help, action.option_strings
+    help_text = start.format_help()
+    assert "(default: 8000)" in help_text
+    assert "(default: 10485760)" in help_text
+    assert "--https-port" not in help_text      # refused ones stay hidden
+
+
+def test_cli_repeatable_options_accumulate():
+    args = parse("start-server", "app.wsgi",
+                 "--url-alias", "/static", "/srv/static",
+                 "--url-alias", "/media", "/srv/media",
+                 "--setenv", "A", "1", "--setenv", "B", "two words",
+                 "--passenv", "HOME", "--passenv", "LANG",
+                 "--python-path", "/srv/lib", "--python-path", "/srv/lib2",
+                 "--include-file", "/etc/a.conf", "--include-file", "b.conf")
+    assert args.script == "app.wsgi"
+    assert args.url_alias == [["/static", "/srv/static"],
+                              ["/media", "/srv/media"]]
+    assert args.setenv == [["A", "1"], ["B", "two words"]]
+    assert args.passenv == ["HOME", "LANG"]
+    assert args.python_path == ["/srv/lib", "/srv/lib2"]
+    assert args.include_file == ["/etc/a.conf", "b.conf"]
+
+
+def test_cli_values_are_converted_and_checked():
+    args = parse("setup-server", "--port", "8080", "--processes", "3",
+                 "--threads", "10", "--max-clients", "40",
+                 "--server-mpm", "prefork", "--map-head-to-get", "ON",
+                 "--application-type", "module", "--log-level", "trace3")
+    assert (args.port, args.processes, args.threads, args.max_clients) == \
+        (8080, 3, 10, 40)
+    assert args.server_mpm == "prefork"
+    assert args.map_head_to_get == "on"
+    assert args.application_type == "module"
+    assert args.log_level == "trace3"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--port", "http"], "'http' is not a whole number"),
+    (["--server-mpm", "winnt"], "invalid choice: 'winnt'"),
+    (["--application-type", "paste"], "invalid choice: 'paste'"),
+    (["--log-level", "loud"], "invalid choice: 'loud'"),
+    (["--url-alias", "/only-url"], "expected 2 arguments"),
+])
+def test_cli_bad_values_exit_with_usage(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        parse("start-server", *argv)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["--https-port", "8443"],
+    ["--maximum-requests", "100"],
+    ["--debug-mode"],
+    ["--service-script", "tasks", "tasks.py"],
+    ["--process-group", "site"],
+])
+def test_cli_unsupported_mod_wsgi_express_options_are_refused_by_name(
+        argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        parse("start-server", "app.wsgi", *argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "%s is a mod_wsgi-express option that tether-express does not " \
+        "support yet" % argv[0] in err
+    assert "Traceback" not in err
+
+
+def test_cli_every_refused_option_is_known_to_argparse():
+    start = server_parsers()[1]
+    known = {opt for action in start._actions for opt in action.option_strings}
+    for names in cli.UNSUPPORTED.values():
+        assert set(names) <= known
+    # None of them shadows an option tether-express implements.
+    assert not set().union(*cli.UNSUPPORTED.values()) & visible_options(start)
+
+
+def test_cli_unknown_and_abbreviated_options_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        parse("start-server", "--no-such-option")
+    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse("start-server", "--proc", "2")     # no prefix matching
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_cli_requires_a_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        parse()
+    assert e.value.code == 2
+    assert "COMMAND" in capsys.readouterr().err
+
+
+def test_cli_install_module_takes_a_modules_directory():
+    args = parse("install-module", "--modules-directory", "/opt/mods")
+    assert args.modules_directory == "/opt/mods"
+    assert parse("module-config").command == "module-config"
+    assert parse("module-location").command == "module-location"
