@@ -1,0 +1,1267 @@
+/*
+ * The WSGI (PEP 3333) side of a request: builds the environ from the
+ * request_rec, hands the application start_response() and write() (and
+ * wsgi.input, from tether_input.c), and streams what it returns down
+ * Apache's output filters.  Nothing of the body is held whole: each item
+ * is passed on, with the GIL released, as the application yields it.
+ */
+#include "tether_adapter.h"
+
+#include "ap_mpm.h"
+#include "util_script.h"
+#include "apr_buckets.h"
+#include "apr_portable.h"
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 102)
+#include "http_ssl.h"
+#else
+#include "apr_optional.h"
+APR_DECLARE_OPTIONAL_FN(int, ssl_is_https, (conn_rec *));
+#endif
+
+#include <fcntl.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FILE_BLKSIZE 8192
+
+/*
+ * What environ['mod_wsgi.version'] reports: the mod_wsgi release whose
+ * behaviour Tether reproduces, for applications that test it.
+ */
+#define TETHER_MODWSGI_VERSION "6.1.1"
+
+#define OUT_OK 0
+#define OUT_STOP 1      /* stop sending: client gone or body complete */
+#define OUT_ERROR -1    /* a Python exception is set */
+
+typedef struct {
+    const char *name;
+    const char *value;
+} header_t;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *filelike;
+    Py_ssize_t blksize;
+} filewrapper_t;
+
+static PyTypeObject start_response_type;
+static PyTypeObject write_type;
+static PyTypeObject filewrapper_type;
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static PyObject *reqobj_new(PyTypeObject *type, adapter_t *ad)
+{
+    reqobj_t *o = PyObject_New(reqobj_t, type);
+
+    if (o) {
+        o->ad = ad;
+    }
+    return (PyObject *)o;
+}
+
+static void reqobj_dealloc(PyObject *self)
+{
+    Py_TYPE(self)->tp_free(self);
+}
+
+adapter_t *tether_reqobj_adapter(PyObject *self, PyObject *exc,
+                                 const char *what)
+{
+    adapter_t *ad = ((reqobj_t *)self)->ad;
+
+    if (!ad) {
+        PyErr_Format(exc, "%s used after the request finished", what);
+        return NULL;
+    }
+    if (ad->busy) {
+        PyErr_Format(PyExc_RuntimeError, "%s called while another thread "
+                     "is using the request", what);
+        return NULL;
+    }
+    return ad;
+}
+
+/*
+ * Copies a str made only of latin-1 code points into p.  NULL (without an
+ * exception) when it holds a wider character.
+ */
+static char *latin1_dup(apr_pool_t *p, PyObject *s, apr_size_t *len)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(s) < 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+#endif
+    if (PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND) {
+        return NULL;
+    }
+    *len = (apr_size_t)PyUnicode_GET_LENGTH(s);
+    return apr_pstrmemdup(p, (const char *)PyUnicode_1BYTE_DATA(s), *len);
+}
+
+/* RFC 9110 tchar */
+static int is_tchar(unsigned char ch)
+{
+    return apr_isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* Field value: VCHAR, obs-text, SP and HTAB; no CR, LF or other CTL. */
+static int field_value_ok(const char *s, apr_size_t len)
+{
+    apr_size_t i;
+
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* 1*DIGIT with optional surrounding whitespace; -1 when invalid. */
+static apr_off_t parse_length(const char *s)
+{
+    apr_off_t n = 0;
+    int digits = 0;
+
+    while (*s == ' ' || *s == '\t') {
+        s++;
+    }
+    for (; apr_isdigit(*s); s++, digits++) {
+        if (n > (APR_INT64_MAX - 9) / 10) {
+            return -1;
+        }
+        n = n * 10 + (*s - '0');
+    }
+    while (*s == ' ' || *s == '\t') {
+        s++;
+    }
+    return (digits && !*s) ? n : -1;
+}
+
+static PyObject *version_tuple(const char *s)
+{
+    long part[3] = {0, 0, 0};
+    int i;
+
+    for (i = 0; i < 3 && apr_isdigit(*s); i++) {
+        char *end;
+
+        part[i] = strtol(s, &end, 10);
+        s = end;
+        if (*s != '.') {
+            break;
+        }
+        s++;
+    }
+    return Py_BuildValue("(lll)", part[0], part[1], part[2]);
+}
+
+/* ---- the response: headers ------------------------------------------- */
+
+/* Validates start_response's arguments and stores them in ad. */
+static int response_parse(adapter_t *ad, PyObject *status,
+                          PyObject *headers)
+{
+    apr_pool_t *p = ad->r->pool;
+    apr_array_header_t *list;
+    apr_off_t clen = -1;
+    apr_size_t slen, len;
+    Py_ssize_t i, n;
+    const char *line;
+    int code;
+
+    if (!PyUnicode_Check(status)) {
+        PyErr_Format(PyExc_TypeError, "status must be a str, not %.200s",
+                     Py_TYPE(status)->tp_name);
+        return -1;
+    }
+    line = latin1_dup(p, status, &slen);
+    if (!line || slen < 3 || !apr_isdigit(line[0]) || !apr_isdigit(line[1])
+        || !apr_isdigit(line[2]) || line[0] == '0'
+        || (slen > 3 && line[3] != ' ') || !field_value_ok(line, slen)) {
+        PyErr_Format(PyExc_ValueError, "invalid status %R: expected three "
+                     "digits, a space and a reason phrase, e.g. '200 OK'",
+                     status);
+        return -1;
+    }
+    code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+
+    if (!PyList_Check(headers)) {
+        PyErr_Format(PyExc_TypeError, "response headers must be a list, "
+                     "not %.200s", Py_TYPE(headers)->tp_name);
+        return -1;
+    }
+    n = PyList_GET_SIZE(headers);
+    list = apr_array_make(p, n > 0 ? (int)n : 1, sizeof(header_t));
+    for (i = 0; i < PyList_GET_SIZE(headers); i++) {
+        PyObject *item = PyList_GET_ITEM(headers, i);
+        PyObject *name, *value;
+        header_t *h;
+        apr_size_t vlen, k;
+
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            PyErr_Format(PyExc_TypeError, "response header %zd must be a "
+                         "(name, value) tuple, not %.200s", i,
+                         Py_TYPE(item)->tp_name);
+            return -1;
+        }
+        name = PyTuple_GET_ITEM(item, 0);
+        value = PyTuple_GET_ITEM(item, 1);
+        if (!PyUnicode_Check(name) || !PyUnicode_Check(value)) {
+            PyErr_Format(PyExc_TypeError, "response header name and value "
+                         "must be str, not %.200s and %.200s",
+                         Py_TYPE(name)->tp_name, Py_TYPE(value)->tp_name);
+            return -1;
+        }
+        h = apr_array_push(list);
+        h->name = latin1_dup(p, name, &len);
+        for (k = 0; h->name && k < len; k++) {
+            if (!is_tchar((unsigned char)h->name[k])) {
+                h->name = NULL;
+            }
+        }
+        if (!h->name || len == 0) {
+            PyErr_Format(PyExc_ValueError, "invalid response header name "
+                         "%R: must be an HTTP token", name);
+            return -1;
+        }
+        h->value = latin1_dup(p, value, &vlen);
+        if (!h->value) {
+            PyErr_Format(PyExc_ValueError, "value of response header %R "
+                         "is not latin-1 encodable", name);
+            return -1;
+        }
+        if (!field_value_ok(h->value, vlen)) {
+            PyErr_Format(PyExc_ValueError, "value of response header %R "
+                         "contains a control character (CR, LF, NUL ...)",
+                         name);
+            return -1;
+        }
+        if (!strcasecmp(h->name, "Content-Length")) {
+            apr_off_t v = parse_length(h->value);
+
+            if (v < 0 || (clen >= 0 && v != clen)) {
+                PyErr_Format(PyExc_ValueError, "invalid Content-Length "
+                             "%R", value);
+                return -1;
+            }
+            clen = v;
+        }
+    }
+
+    ad->status = code;
+    ad->status_line = slen > 3 ? line : NULL;
+    ad->headers = list;
+    ad->content_length = clen;
+    return 0;
+}
+
+/* Puts the application's status and headers on r, just before sending. */
+static void response_commit(adapter_t *ad)
+{
+    request_rec *r = ad->r;
+    const header_t *h = (const header_t *)ad->headers->elts;
+    int i;
+
+    r->status = ad->status;
+    r->status_line = ad->status_line;
+    for (i = 0; i < ad->headers->nelts; i++) {
+        if (!strcasecmp(h[i].name, "Content-Type")) {
+            ap_set_content_type(r, h[i].value);
+        }
+        else if (strcasecmp(h[i].name, "Content-Length")) {
+            apr_table_addn(r->headers_out, h[i].name, h[i].value);
+        }
+    }
+    if (ad->content_length >= 0) {
+        ap_set_content_length(r, ad->content_length);
+    }
+    ad->committed = 1;
+}
+
+/* Whether this response carries a body that Content-Length describes. */
+static int response_has_body(const adapter_t *ad)
+{
+    return !ad->r->header_only && ad->status >= 200 && ad->status != 204
+           && ad->status != 304;
+}
+
+static int response_short(const adapter_t *ad)
+{
+    return ad->content_length >= 0 && ad->sent < ad->content_length
+           && response_has_body(ad);
+}
+
+static PyObject *reraise(PyObject *exc_info)
+{
+    PyObject *type, *value, *tb;
+
+    if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3
+        || !PyExceptionClass_Check(PyTuple_GET_ITEM(exc_info, 0))) {
+        PyErr_SetString(PyExc_TypeError, "exc_info must be a (type, value, "
+                        "traceback) tuple as returned by sys.exc_info()");
+        return NULL;
+    }
+    type = PyTuple_GET_ITEM(exc_info, 0);
+    value = PyTuple_GET_ITEM(exc_info, 1);
+    tb = PyTuple_GET_ITEM(exc_info, 2);
+#if PY_VERSION_HEX >= 0x030C0000
+    if (!PyExceptionInstance_Check(value)) {
+        /* An unnormalized (type, None, tb): let Python build the value. */
+        PyErr_SetObject(type, value);
+        return NULL;
+    }
+    if (tb != Py_None) {
+        PyException_SetTraceback(value, tb);
+    }
+    PyErr_SetRaisedException(Py_NewRef(value));
+#else
+    PyErr_Restore(Py_NewRef(type), Py_NewRef(value),
+                  tb == Py_None ? NULL : Py_NewRef(tb));
+#endif
+    return NULL;
+}
+
+static PyObject *start_response_call(PyObject *self, PyObject *args,
+                                     PyObject *kwds)
+{
+    static char *kwlist[] = {"status", "response_headers", "exc_info", NULL};
+    PyObject *status, *headers, *exc_info = Py_None;
+    adapter_t *ad;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O:start_response",
+                                     kwlist, &status, &headers, &exc_info)) {
+        return NULL;
+    }
+    ad = tether_reqobj_adapter(self, PyExc_RuntimeError, "start_response()");
+    if (!ad) {
+        return NULL;
+    }
+    if (exc_info != Py_None) {
+        if (ad->committed) {
+            return reraise(exc_info);
+        }
+    }
+    else if (ad->started) {
+        PyErr_SetString(PyExc_RuntimeError, "start_response() called again "
+                        "without exc_info");
+        return NULL;
+    }
+    if (response_parse(ad, status, headers) < 0) {
+        return NULL;
+    }
+    ad->started = 1;
+    return Py_NewRef(ad->write);
+}
+
+/* ---- the response: body ----------------------------------------------- */
+
+/* Passes ad->bb down the output filters with the GIL released. */
+static apr_status_t output_pass(adapter_t *ad)
+{
+    request_rec *r = ad->r;
+    apr_status_t rv;
+
+    ad->busy = 1;
+    Py_BEGIN_ALLOW_THREADS
+    rv = ap_pass_brigade(r->output_filters, ad->bb);
+    apr_brigade_cleanup(ad->bb);
+    Py_END_ALLOW_THREADS
+    ad->busy = 0;
+
+    if (rv == APR_SUCCESS && !r->connection->aborted) {
+        return APR_SUCCESS;
+    }
+    if (!ad->client_gone) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, TETHER_LOGNO(0403)
+                      "client connection lost while sending the response "
+                      "of %s (%" APR_OFF_T_FMT " body bytes passed on)",
+                      ad->what, ad->sent);
+    }
+    ad->client_gone = 1;
+    return rv != APR_SUCCESS ? rv : APR_ECONNABORTED;
+}
+
+static int output_stopped(const adapter_t *ad)
+{
+    return ad->client_gone || ad->output_closed || ad->eos_sent;
+}
+
+/* Clips len to what Content-Length still allows; logs the excess once. */
+static apr_size_t output_clip(adapter_t *ad, apr_size_t len)
+{
+    if (ad->content_length < 0
+        || (apr_off_t)len <= ad->content_length - ad->sent) {
+        return len;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, ad->r, TETHER_LOGNO(0401)
+                  "%s returned more data than its Content-Length of %"
+                  APR_OFF_T_FMT "; the rest was dropped", ad->what,
+                  ad->content_length);
+    ad->truncated = 1;
+    return (apr_size_t)(ad->content_length - ad->sent);
+}
+
+/*
+ * Sends data (which the caller keeps alive) right away, the status and
+ * headers first if still pending.
+ */
+static int output_data(adapter_t *ad, const char *data, apr_size_t len,
+                       int flush)
+{
+    apr_bucket_alloc_t *ba = ad->r->connection->bucket_alloc;
+
+    if (len == 0) {
+        return OUT_OK;
+    }
+    if (!ad->started) {
+        PyErr_SetString(PyExc_RuntimeError, "response data sent before "
+                        "start_response() was called");
+        return OUT_ERROR;
+    }
+    if (output_stopped(ad) || ad->truncated) {
+        return OUT_STOP;
+    }
+    len = output_clip(ad, len);
+    if (!ad->committed) {
+        response_commit(ad);
+    }
+    if (len > 0) {
+        APR_BRIGADE_INSERT_TAIL(ad->bb,
+                                apr_bucket_transient_create(data, len, ba));
+    }
+    if (flush) {
+        APR_BRIGADE_INSERT_TAIL(ad->bb, apr_bucket_flush_create(ba));
+    }
+    ad->sent += (apr_off_t)len;
+    if (output_pass(ad) != APR_SUCCESS || ad->truncated) {
+        return OUT_STOP;
+    }
+    return OUT_OK;
+}
+
+/*
+ * Ends a response whose body went out in part: the client must be able to
+ * tell it is incomplete, so the chunked encoding is left unterminated and
+ * the connection is closed.
+ */
+static void output_abort(adapter_t *ad)
+{
+    request_rec *r = ad->r;
+    conn_rec *c = r->connection;
+
+    if (output_stopped(ad)) {
+        return;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, TETHER_LOGNO(0405)
+                  "response of %s aborted after %" APR_OFF_T_FMT
+                  " body bytes; closing the connection", ad->what, ad->sent);
+    c->keepalive = AP_CONN_CLOSE;
+    APR_BRIGADE_INSERT_TAIL(ad->bb, ap_bucket_error_create(HTTP_BAD_GATEWAY,
+                            NULL, r->pool, c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(ad->bb, apr_bucket_eos_create(c->bucket_alloc));
+    ad->eos_sent = 1;
+    output_pass(ad);
+}
+
+static void log_short(adapter_t *ad)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, ad->r, TETHER_LOGNO(0402)
+                  "%s returned %" APR_OFF_T_FMT " bytes, less than its "
+                  "Content-Length of %" APR_OFF_T_FMT, ad->what, ad->sent,
+                  ad->content_length);
+}
+
+/*
+ * Completes a response after the application succeeded.  Returns OK, or
+ * HTTP_INTERNAL_SERVER_ERROR when nothing was sent and Apache should answer.
+ */
+static int output_finish(adapter_t *ad)
+{
+    apr_bucket_alloc_t *ba = ad->r->connection->bucket_alloc;
+
+    if (output_stopped(ad)) {
+        return OK;
+    }
+    if (response_short(ad)) {
+        log_short(ad);
+        if (!ad->committed) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        output_abort(ad);
+        return OK;
+    }
+    if (!ad->committed) {
+        response_commit(ad);
+    }
+    APR_BRIGADE_INSERT_TAIL(ad->bb, apr_bucket_eos_create(ba));
+    ad->eos_sent = 1;
+    output_pass(ad);
+    return OK;
+}
+
+static int type_error_not_bytes(PyObject *item)
+{
+    PyErr_Format(PyExc_TypeError, "sequence of byte string values expected, "
+                 "value of type %.200s found", Py_TYPE(item)->tp_name);
+    return -1;
+}
+
+/*
+ * A list or tuple is all there already: send it in one pass with EOS and
+ * no flush, so Apache can still compute Content-Length.  The tuple keeps
+ * every item alive while the GIL is released.
+ */
+static int output_sequence(adapter_t *ad, PyObject *seq)
+{
+    apr_bucket_alloc_t *ba = ad->r->connection->bucket_alloc;
+    Py_ssize_t i, n = PyTuple_GET_SIZE(seq);
+    apr_off_t total = 0;
+    int is_short;
+
+    for (i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(seq, i);
+
+        if (!PyBytes_Check(item)) {
+            return type_error_not_bytes(item);
+        }
+        total += PyBytes_GET_SIZE(item);
+    }
+    /* No start_response, or an empty body: output_finish() decides. */
+    if (!ad->started || total == 0 || output_stopped(ad) || ad->truncated) {
+        return 0;
+    }
+    if (!ad->committed) {
+        response_commit(ad);
+    }
+    for (i = 0; i < n && !ad->truncated; i++) {
+        PyObject *item = PyTuple_GET_ITEM(seq, i);
+        apr_size_t len = output_clip(ad, PyBytes_GET_SIZE(item));
+
+        if (len > 0) {
+            APR_BRIGADE_INSERT_TAIL(ad->bb, apr_bucket_transient_create(
+                                    PyBytes_AS_STRING(item), len, ba));
+            ad->sent += (apr_off_t)len;
+        }
+    }
+    is_short = response_short(ad);
+    if (!is_short) {
+        APR_BRIGADE_INSERT_TAIL(ad->bb, apr_bucket_eos_create(ba));
+        ad->eos_sent = 1;
+    }
+    if (output_pass(ad) == APR_SUCCESS && is_short) {
+        log_short(ad);
+        output_abort(ad);
+    }
+    return 0;
+}
+
+static int output_iterate(adapter_t *ad, PyObject *result)
+{
+    PyObject *it, *item;
+    int rc = 0;
+
+    if (!(it = PyObject_GetIter(result))) {
+        return -1;
+    }
+    while ((item = PyIter_Next(it)) != NULL) {
+        int out;
+
+        if (!PyBytes_Check(item)) {
+            type_error_not_bytes(item);
+            Py_DECREF(item);
+            rc = -1;
+            break;
+        }
+        out = output_data(ad, PyBytes_AS_STRING(item),
+                          (apr_size_t)PyBytes_GET_SIZE(item), 1);
+        Py_DECREF(item);
+        if (out != OUT_OK) {
+            rc = out == OUT_ERROR ? -1 : 0;
+            break;
+        }
+    }
+    if (!item && PyErr_Occurred()) {
+        rc = -1;
+    }
+    Py_DECREF(it);
+    return rc;
+}
+
+static apr_status_t close_fd(void *data)
+{
+    close(*(int *)data);
+    return APR_SUCCESS;
+}
+
+/*
+ * A wsgi.file_wrapper around a regular file goes out as a file bucket, so
+ * Apache can sendfile() it.  Returns 1 when sent, 0 to iterate instead.
+ */
+static int output_file(adapter_t *ad, filewrapper_t *fw)
+{
+    request_rec *r = ad->r;
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+    core_dir_config *dconf = ap_get_core_module_config(r->per_dir_config);
+    apr_int32_t flags = APR_FOPEN_READ;
+    apr_off_t offset, len;
+    apr_file_t *file;
+    apr_bucket *e;
+    PyObject *res;
+    struct stat st;
+    int fd, *dupfd, is_short;
+
+    if (!ad->started || !fw->filelike || output_stopped(ad)
+        || ad->truncated) {
+        return 0;
+    }
+    if (!(res = PyObject_CallMethod(fw->filelike, "fileno", NULL))) {
+        PyErr_Clear();
+        return 0;
+    }
+    fd = (int)PyLong_AsLong(res);
+    Py_DECREF(res);
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (!(res = PyObject_CallMethod(fw->filelike, "tell", NULL))) {
+        PyErr_Clear();
+        return 0;
+    }
+    offset = (apr_off_t)PyLong_AsLongLong(res);
+    Py_DECREF(res);
+    if (offset < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    len = st.st_size > offset ? st.st_size - offset : 0;
+    if (ad->content_length >= 0 && len > ad->content_length - ad->sent) {
+        len = ad->content_length - ad->sent;
+    }
+    if (len == 0) {
+        return 0;
+    }
+
+    dupfd = apr_palloc(r->pool, sizeof(*dupfd));
+    *dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (*dupfd < 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, errno, r, TETHER_LOGNO(0406)
+                      "cannot duplicate the file descriptor of the "
+                      "wsgi.file_wrapper; iterating it instead");
+        return 0;
+    }
+    apr_pool_cleanup_register(r->pool, dupfd, close_fd,
+                              apr_pool_cleanup_null);
+    if (dconf->enable_sendfile == ENABLE_SENDFILE_ON) {
+        flags |= APR_FOPEN_SENDFILE_ENABLED;
+    }
+    apr_os_file_put(&file, dupfd, flags, r->pool);
+
+    if (!ad->committed) {
+        response_commit(ad);
+    }
+    apr_brigade_insert_file(ad->bb, file, offset, len, r->pool);
+    if (dconf->enable_mmap == ENABLE_MMAP_OFF) {
+        for (e = APR_BRIGADE_FIRST(ad->bb); e != APR_BRIGADE_SENTINEL(ad->bb);
+             e = APR_BUCKET_NEXT(e)) {
+            if (APR_BUCKET_IS_FILE(e)) {
+                apr_bucket_file_enable_mmap(e, 0);
+            }
+        }
+    }
+    ad->sent += len;
+    is_short = response_short(ad);
+    if (!is_short) {
+        APR_BRIGADE_INSERT_TAIL(ad->bb, apr_bucket_eos_create(ba));
+        ad->eos_sent = 1;
+    }
+    if (output_pass(ad) == APR_SUCCESS && is_short) {
+        log_short(ad);
+        output_abort(ad);
+    }
+    return 1;
+}
+
+/* Sends what the application returned; -1 with a Python error set. */
+static int output_result(adapter_t *ad, PyObject *result)
+{
+    PyObject *seq;
+    int rc;
+
+    if (Py_IS_TYPE(result, &filewrapper_type)) {
+        if (output_file(ad, (filewrapper_t *)result)) {
+            return 0;
+        }
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    else if (PyTuple_CheckExact(result)) {
+        return output_sequence(ad, result);
+    }
+    else if (PyList_CheckExact(result)) {
+        if (!(seq = PyList_AsTuple(result))) {
+            return -1;
+        }
+        rc = output_sequence(ad, seq);
+        Py_DECREF(seq);
+        return rc;
+    }
+    return output_iterate(ad, result);
+}
+
+/* Calls result.close() if it has one; -1 with a Python error set. */
+static int result_close(PyObject *result)
+{
+    PyObject *close, *res;
+
+    if (PyList_CheckExact(result) || PyTuple_CheckExact(result)
+        || PyBytes_CheckExact(result)) {
+        return 0;
+    }
+    if (!(close = PyObject_GetAttrString(result, "close"))) {
+        if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            PyErr_Clear();
+            return 0;
+        }
+        return -1;
+    }
+    res = PyObject_CallNoArgs(close);
+    Py_DECREF(close);
+    Py_XDECREF(res);
+    return res ? 0 : -1;
+}
+
+/* ---- write() ------------------------------------------------------------ */
+
+static PyObject *write_call(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *data;
+    adapter_t *ad;
+    int out;
+
+    if (kwds && PyDict_GET_SIZE(kwds)) {
+        PyErr_SetString(PyExc_TypeError, "write() takes no keyword "
+                        "arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O:write", &data)) {
+        return NULL;
+    }
+    ad = tether_reqobj_adapter(self, PyExc_RuntimeError, "write()");
+    if (!ad) {
+        return NULL;
+    }
+    if (!PyBytes_Check(data)) {
+        PyErr_Format(PyExc_TypeError, "write() argument must be a byte "
+                     "string, not %.200s", Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    if (ad->eos_sent && !ad->client_gone) {
+        PyErr_SetString(PyExc_RuntimeError, "write() called after the "
+                        "response was completed");
+        return NULL;
+    }
+    /* args holds data across the GIL release inside output_data(). */
+    out = output_data(ad, PyBytes_AS_STRING(data),
+                      (apr_size_t)PyBytes_GET_SIZE(data), 1);
+    if (out == OUT_ERROR) {
+        return NULL;
+    }
+    if (ad->client_gone) {
+        PyErr_SetString(PyExc_OSError, "failed to write response data: "
+                        "the client connection was closed");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- wsgi.file_wrapper -------------------------------------------------- */
+
+static int filewrapper_init(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"filelike", "blksize", NULL};
+    filewrapper_t *fw = (filewrapper_t *)self;
+    PyObject *filelike;
+    Py_ssize_t blksize = FILE_BLKSIZE;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|n:file_wrapper", kwlist,
+                                     &filelike, &blksize)) {
+        return -1;
+    }
+    if (blksize <= 0) {
+        PyErr_SetString(PyExc_ValueError, "blksize must be positive");
+        return -1;
+    }
+    Py_XSETREF(fw->filelike, Py_NewRef(filelike));
+    fw->blksize = blksize;
+    return 0;
+}
+
+static int filewrapper_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(((filewrapper_t *)self)->filelike);
+    return 0;
+}
+
+static int filewrapper_clear(PyObject *self)
+{
+    Py_CLEAR(((filewrapper_t *)self)->filelike);
+    return 0;
+}
+
+static void filewrapper_dealloc(PyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    filewrapper_clear(self);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *filewrapper_iternext(PyObject *self)
+{
+    filewrapper_t *fw = (filewrapper_t *)self;
+    PyObject *data;
+
+    if (!fw->filelike) {
+        return NULL;
+    }
+    data = PyObject_CallMethod(fw->filelike, "read", "n", fw->blksize);
+    if (data && ((PyBytes_Check(data) && PyBytes_GET_SIZE(data) == 0)
+                 || (PyUnicode_Check(data)
+                     && PyUnicode_GET_LENGTH(data) == 0))) {
+        Py_CLEAR(data);
+    }
+    return data;
+}
+
+static PyObject *filewrapper_close(PyObject *self, PyObject *unused)
+{
+    filewrapper_t *fw = (filewrapper_t *)self;
+    PyObject *close, *res;
+
+    if (!fw->filelike) {
+        Py_RETURN_NONE;
+    }
+    if (!(close = PyObject_GetAttrString(fw->filelike, "close"))) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return NULL;
+        }
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    res = PyObject_CallNoArgs(close);
+    Py_DECREF(close);
+    return res;
+}
+
+static PyObject *filewrapper_get_filelike(PyObject *self, void *closure)
+{
+    PyObject *f = ((filewrapper_t *)self)->filelike;
+
+    return Py_NewRef(f ? f : Py_None);
+}
+
+static PyObject *filewrapper_get_blksize(PyObject *self, void *closure)
+{
+    return PyLong_FromSsize_t(((filewrapper_t *)self)->blksize);
+}
+
+static PyMethodDef filewrapper_methods[] = {
+    {"close", filewrapper_close, METH_NOARGS, "Closes the file-like."},
+    {NULL, NULL, 0, NULL}
+};
+
+static PyGetSetDef filewrapper_getset[] = {
+    {"filelike", filewrapper_get_filelike, NULL, "the wrapped file", NULL},
+    {"blksize", filewrapper_get_blksize, NULL, "bytes per block", NULL},
+    {NULL, NULL, NULL, NULL, NULL}
+};
+
+/* ---- the types ---------------------------------------------------------- */
+
+static PyTypeObject start_response_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tether.StartResponse",
+    .tp_basicsize = sizeof(reqobj_t),
+    .tp_dealloc = reqobj_dealloc,
+    .tp_call = start_response_call,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "start_response(status, response_headers, exc_info=None)",
+};
+
+static PyTypeObject write_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tether.Write",
+    .tp_basicsize = sizeof(reqobj_t),
+    .tp_dealloc = reqobj_dealloc,
+    .tp_call = write_call,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "write(data): sends data to the client at once.",
+};
+
+static PyTypeObject filewrapper_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tether.FileWrapper",
+    .tp_basicsize = sizeof(filewrapper_t),
+    .tp_dealloc = filewrapper_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC
+                | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "wsgi.file_wrapper(filelike, blksize=8192)",
+    .tp_traverse = filewrapper_traverse,
+    .tp_clear = filewrapper_clear,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = filewrapper_iternext,
+    .tp_methods = filewrapper_methods,
+    .tp_getset = filewrapper_getset,
+    .tp_init = filewrapper_init,
+    .tp_new = PyType_GenericNew,
+};
+
+int tether_adapter_init(void)
+{
+    if (PyType_Ready(&tether_input_type) < 0
+        || PyType_Ready(&start_response_type) < 0
+        || PyType_Ready(&write_type) < 0
+        || PyType_Ready(&filewrapper_type) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the environ -------------------------------------------------------- */
+
+static int env_set(PyObject *env, const char *key, const char *value)
+{
+    PyObject *v;
+    int rc;
+
+    if (!(v = PyUnicode_DecodeLatin1(value, strlen(value), NULL))) {
+        return -1;
+    }
+    rc = PyDict_SetItemString(env, key, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+static int env_set_obj(PyObject *env, const char *key, PyObject *v)
+{
+    int rc;
+
+    if (!v) {
+        return -1;
+    }
+    rc = PyDict_SetItemString(env, key, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+static int env_copy_table(PyObject *env, apr_table_t *t)
+{
+    const apr_array_header_t *arr = apr_table_elts(t);
+    const apr_table_entry_t *elts = (const apr_table_entry_t *)arr->elts;
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        PyObject *k, *v;
+        int rc;
+
+        if (!elts[i].key || !elts[i].val) {
+            continue;
+        }
+        k = PyUnicode_DecodeLatin1(elts[i].key, strlen(elts[i].key), NULL);
+        v = PyUnicode_DecodeLatin1(elts[i].val, strlen(elts[i].val), NULL);
+        rc = (k && v) ? PyDict_SetItem(env, k, v) : -1;
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int connection_is_https(conn_rec *c)
+{
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 102)
+    return ap_ssl_conn_is_ssl(c);
+#else
+    APR_OPTIONAL_FN_TYPE(ssl_is_https) *fn;
+
+    fn = APR_RETRIEVE_OPTIONAL_FN(ssl_is_https);
+    return fn && fn(c);
+#endif
+}
+
+/*
+ * WSGIMapHEADToGET: Auto maps a HEAD when a content filter (mod_deflate,
+ * mod_cache...) may need the whole body to get the headers right.
+ */
+static int head_maps_to_get(const adapter_t *ad)
+{
+    request_rec *r = ad->r;
+    ap_filter_t *f;
+
+    if (!r->header_only || strcmp(r->method, "HEAD")) {
+        return 0;
+    }
+    switch (ad->req->map_head_to_get) {
+    case TETHER_HEAD_OFF:
+        return 0;
+    case TETHER_HEAD_ON:
+        return 1;
+    default:
+        for (f = r->output_filters; f; f = f->next) {
+            if (f->frec->ftype < AP_FTYPE_PROTOCOL) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+}
+
+static const char *request_id(request_rec *r)
+{
+    const char *id = NULL;
+
+    if (!r->log_id) {
+        ap_run_generate_log_id(r->connection, r, &id);
+        if (id) {
+            r->log_id = id;
+        }
+    }
+    return r->log_id ? r->log_id : "";
+}
+
+/* The names both Tether and mod_wsgi applications look for. */
+static int env_set_both(PyObject *env, const char *name, const char *value)
+{
+    char key[64];
+
+    apr_snprintf(key, sizeof(key), "tether.%s", name);
+    if (env_set(env, key, value) < 0) {
+        return -1;
+    }
+    apr_snprintf(key, sizeof(key), "mod_wsgi.%s", name);
+    return env_set(env, key, value);
+}
+
+static PyObject *environ_build(adapter_t *ad)
+{
+    request_rec *r = ad->r;
+    conn_rec *c = r->connection;
+    const tether_request_t *req = ad->req;
+    const char *v, *start;
+    char *path_info;
+    int threads = 0, daemons = 0, https, rc;
+    PyObject *env;
+
+    /*
+     * With r->path_info set, ap_add_cgi_vars() runs a sub-request to find
+     * PATH_TRANSLATED: a whole URI walk per request, which also logs an
+     * access denial whenever DocumentRoot is not readable (mod_wsgi issue
+     * 833).  Hide it and give the usual value, DocumentRoot + PATH_INFO.
+     */
+    path_info = r->path_info;
+    r->path_info = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    ap_add_common_vars(r);
+    ap_add_cgi_vars(r);
+    Py_END_ALLOW_THREADS
+    r->path_info = path_info;
+    if (req->path_info && *req->path_info) {
+        apr_table_setn(r->subprocess_env, "PATH_TRANSLATED",
+                       apr_pstrcat(r->pool, ap_document_root(r),
+                                   req->path_info, NULL));
+    }
+    start = apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_now());
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS) {
+        threads = 1;
+    }
+    if (ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS
+        || ap_exists_config_define("ONE_PROCESS")) {
+        daemons = 1;
+    }
+    /* mod_wsgi's HTTPS=1 for TLS connections; "on" may come from SetEnv. */
+    if ((https = connection_is_https(c))) {
+        apr_table_setn(r->subprocess_env, "HTTPS", "1");
+    }
+    else if ((v = apr_table_get(r->subprocess_env, "HTTPS"))) {
+        https = !strcasecmp(v, "on") || !strcmp(v, "1");
+    }
+    https = https || !strcmp(ap_http_scheme(r), "https");
+
+    if (!(env = PyDict_New()) || env_copy_table(env, r->subprocess_env) < 0) {
+        Py_XDECREF(env);
+        return NULL;
+    }
+
+    rc = env_set(env, "SCRIPT_NAME", req->script_name ? req->script_name
+                                                        : "");
+    rc |= env_set(env, "PATH_INFO", req->path_info ? req->path_info : "");
+    if (req->pass_authorization
+        && (v = apr_table_get(r->headers_in, "Authorization"))) {
+        rc |= env_set(env, "HTTP_AUTHORIZATION", v);
+    }
+    if (head_maps_to_get(ad)) {
+        rc |= env_set(env, "REQUEST_METHOD", "GET");
+    }
+
+    rc |= env_set_obj(env, "wsgi.version", Py_BuildValue("(ii)", 1, 0));
+    rc |= env_set(env, "wsgi.url_scheme", https ? "https" : "http");
+    rc |= PyDict_SetItemString(env, "wsgi.input", ad->input);
+    rc |= PyDict_SetItemString(env, "wsgi.input_terminated", Py_True);
+    rc |= PyDict_SetItemString(env, "wsgi.errors", ad->errors);
+    rc |= PyDict_SetItemString(env, "wsgi.multithread",
+                               threads > 1 ? Py_True : Py_False);
+    rc |= PyDict_SetItemString(env, "wsgi.multiprocess",
+                               daemons > 1 ? Py_True : Py_False);
+    rc |= PyDict_SetItemString(env, "wsgi.run_once", Py_False);
+    rc |= PyDict_SetItemString(env, "wsgi.file_wrapper",
+                               (PyObject *)&filewrapper_type);
+
+    rc |= env_set_both(env, "process_group",
+                       req->process_group ? req->process_group : "");
+    rc |= env_set_both(env, "application_group",
+                       req->application_group ? req->application_group : "");
+    rc |= env_set_both(env, "callable_object",
+                       req->callable_object ? req->callable_object
+                                            : "application");
+    rc |= env_set_both(env, "script_name",
+                       req->script_name ? req->script_name : "");
+    rc |= env_set_both(env, "path_info",
+                       req->path_info ? req->path_info : "");
+    rc |= env_set_both(env, "script_reloading",
+                       req->script_reloading ? "1" : "0");
+    rc |= env_set_both(env, "request_id", request_id(r));
+    rc |= env_set_both(env, "request_start",
+                       apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
+                                    r->request_time));
+    rc |= env_set_both(env, "script_start", start);
+    rc |= env_set(env, "tether.script_file",
+                  req->script_file ? req->script_file : "");
+    rc |= env_set_obj(env, "tether.version", version_tuple(TETHER_VERSION));
+    rc |= env_set(env, "mod_wsgi.request_handler",
+                  r->handler ? r->handler : TETHER_HANDLER);
+    rc |= env_set(env, "mod_wsgi.handler_script", "");
+    rc |= env_set(env, "mod_wsgi.listener_host",
+                  c->local_addr->hostname ? c->local_addr->hostname : "");
+    rc |= env_set(env, "mod_wsgi.listener_port",
+                  apr_psprintf(r->pool, "%u", c->local_addr->port));
+    rc |= env_set_obj(env, "mod_wsgi.version",
+                      version_tuple(TETHER_MODWSGI_VERSION));
+    if (rc) {
+        Py_DECREF(env);
+        return NULL;
+    }
+    return env;
+}
+
+/* ---- one request -------------------------------------------------------- */
+
+static int adapter_open(adapter_t *ad, request_rec *r,
+                        const tether_request_t *req)
+{
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+
+    memset(ad, 0, sizeof(*ad));
+    ad->r = r;
+    ad->req = req;
+    ad->what = apr_psprintf(r->pool, "WSGI application '%s'",
+                            req->script_file ? req->script_file : r->uri);
+    tether_input_open(ad);
+    ad->bb = apr_brigade_create(r->pool, ba);
+    ad->content_length = -1;
+
+    ad->input = reqobj_new(&tether_input_type, ad);
+    ad->start = reqobj_new(&start_response_type, ad);
+    ad->write = reqobj_new(&write_type, ad);
+    ad->errors = tether_log_new(r, r->server, APLOG_ERR, "wsgi.errors");
+    return (ad->input && ad->start && ad->write && ad->errors) ? 0 : -1;
+}
+
+/* Cuts the objects the application may keep loose from the request. */
+static void adapter_close(adapter_t *ad)
+{
+    PyObject **objs[3] = {&ad->input, &ad->start, &ad->write};
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        if (*objs[i]) {
+            ((reqobj_t *)*objs[i])->ad = NULL;
+            Py_CLEAR(*objs[i]);
+        }
+    }
+    if (ad->errors) {
+        tether_log_close(ad->errors);
+        Py_CLEAR(ad->errors);
+    }
+}
+
+static void log_error(adapter_t *ad, const char *doing)
+{
+    tether_log_python_error(ad->r, ad->r->server,
+                            apr_psprintf(ad->r->pool, "%s %s", doing,
+                                         ad->what));
+}
+
+int tether_adapter_run(request_rec *r, const tether_request_t *req,
+                       PyObject *app)
+{
+    PyObject *environ = NULL, *result = NULL;
+    int failed = 0, rc = OK;
+    adapter_t ad;
+
+    if (adapter_open(&ad, r, req) < 0
+        || !(environ = environ_build(&ad))) {
+        log_error(&ad, "preparing the request for");
+        rc = HTTP_INTERNAL_SERVER_ERROR;
+        goto cleanup;
+    }
+
+    result = PyObject_CallFunctionObjArgs(app, environ, ad.start, NULL);
+    if (!result) {
+        log_error(&ad, "calling");
+        failed = 1;
+    }
+    else if (output_result(&ad, result) < 0) {
+        log_error(&ad, "sending the response of");
+        failed = 1;
+    }
+    if (result && result_close(result) < 0) {
+        log_error(&ad, "closing the response of");
+        failed = failed || !ad.committed;
+    }
+    if (!failed && !ad.started && !ad.output_closed) {
+        PyErr_SetString(PyExc_RuntimeError, "the application returned "
+                        "without calling start_response()");
+        log_error(&ad, "completing the response of");
+        failed = 1;
+    }
+
+    if (ad.output_closed) {
+        rc = OK;
+    }
+    else if (failed && !ad.committed) {
+        rc = HTTP_INTERNAL_SERVER_ERROR;
+    }
+    else if (failed) {
+        output_abort(&ad);
+    }
+    else {
+        rc = output_finish(&ad);
+    }
+
+cleanup:
+    adapter_close(&ad);
+    Py_XDECREF(result);
+    Py_XDECREF(environ);
+    return rc;
+}
