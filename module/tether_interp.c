@@ -543,13 +543,13 @@ static PyObject *exec_script(const char *filename, const char *modname,
     }
     res = PyEval_EvalCode(code, dict, dict);
     if (!res) {
-        PyObject *type, *value, *tb;
+        tether_saved_error_t saved;
 
-        PyErr_Fetch(&type, &value, &tb);
+        tether_error_save(&saved);
         if (PyDict_DelItemString(modules, modname) < 0) {
             PyErr_Clear();
         }
-        PyErr_Restore(type, value, tb);
+        tether_error_restore(&saved);
         goto fail;
     }
     goto cleanup;

@@ -356,11 +356,20 @@ void tether_log_python_error(request_rec *r, server_rec *s, const char *what)
     if (!s) {
         s = r ? r->server : ap_server_conf;
     }
+#if PY_VERSION_HEX >= 0x030C0000
+    value = PyErr_GetRaisedException();
+    if (!value) {
+        return;
+    }
+    type = Py_NewRef((PyObject *)Py_TYPE(value));
+    tb = PyException_GetTraceback(value);
+#else
     PyErr_Fetch(&type, &value, &tb);
     if (!type) {
         return;
     }
     PyErr_NormalizeException(&type, &value, &tb);
+#endif
     if (r) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       TETHER_LOGNO(0301) "Exception while %s.", what);

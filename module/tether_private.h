@@ -73,6 +73,36 @@ typedef struct {
     int map_head_to_get;            /* TETHER_HEAD_* */
 } tether_request_t;
 
+/*
+ * Keeps the pending Python exception aside while other Python calls run
+ * (PyErr_Fetch/Restore were deprecated in 3.12).
+ */
+typedef struct {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *exc;
+#else
+    PyObject *type, *value, *tb;
+#endif
+} tether_saved_error_t;
+
+static inline void tether_error_save(tether_saved_error_t *saved)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    saved->exc = PyErr_GetRaisedException();
+#else
+    PyErr_Fetch(&saved->type, &saved->value, &saved->tb);
+#endif
+}
+
+static inline void tether_error_restore(tether_saved_error_t *saved)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(saved->exc);
+#else
+    PyErr_Restore(saved->type, saved->value, saved->tb);
+#endif
+}
+
 /* ---- tether_config.c ------------------------------------------------- */
 void tether_config_register_hooks(apr_pool_t *p);
 
