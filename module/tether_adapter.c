@@ -1004,15 +1004,14 @@ static int connection_is_https(conn_rec *c)
  * WSGIMapHEADToGET: Auto maps a HEAD when a content filter (mod_deflate,
  * mod_cache...) may need the whole body to get the headers right.
  */
-static int head_maps_to_get(const adapter_t *ad)
+static int head_maps_to_get(request_rec *r, const tether_request_t *req)
 {
-    request_rec *r = ad->r;
     ap_filter_t *f;
 
     if (!r->header_only || strcmp(r->method, "HEAD")) {
         return 0;
     }
-    switch (ad->req->map_head_to_get) {
+    switch (req->map_head_to_get) {
     case TETHER_HEAD_OFF:
         return 0;
     case TETHER_HEAD_ON:
@@ -1040,28 +1039,24 @@ static const char *request_id(request_rec *r)
     return r->log_id ? r->log_id : "";
 }
 
-/* The names both Tether and mod_wsgi applications look for. */
-static int env_set_both(PyObject *env, const char *name, const char *value)
+/* Sets "tether.NAME" and "mod_wsgi.NAME", the names apps look for. */
+static void table_set_both(apr_table_t *t, const char *name,
+                           const char *value)
 {
-    char key[64];
-
-    apr_snprintf(key, sizeof(key), "tether.%s", name);
-    if (env_set(env, key, value) < 0) {
-        return -1;
-    }
-    apr_snprintf(key, sizeof(key), "mod_wsgi.%s", name);
-    return env_set(env, key, value);
+    apr_table_setn(t, apr_pstrcat(apr_table_elts(t)->pool, "tether.", name,
+                                  NULL), value);
+    apr_table_setn(t, apr_pstrcat(apr_table_elts(t)->pool, "mod_wsgi.",
+                                  name, NULL), value);
 }
 
-static PyObject *environ_build(adapter_t *ad)
+apr_table_t *tether_environ_strings(request_rec *r,
+                                    const tether_request_t *req)
 {
-    request_rec *r = ad->r;
     conn_rec *c = r->connection;
-    const tether_request_t *req = ad->req;
-    const char *v, *start;
+    apr_table_t *t;
+    const char *v;
     char *path_info;
-    int threads = 0, daemons = 0, https, rc;
-    PyObject *env;
+    int https;
 
     /*
      * With r->path_info set, ap_add_cgi_vars() runs a sub-request to find
@@ -1071,90 +1066,92 @@ static PyObject *environ_build(adapter_t *ad)
      */
     path_info = r->path_info;
     r->path_info = NULL;
-    Py_BEGIN_ALLOW_THREADS
     ap_add_common_vars(r);
     ap_add_cgi_vars(r);
-    Py_END_ALLOW_THREADS
     r->path_info = path_info;
+    t = apr_table_copy(r->pool, r->subprocess_env);
     if (req->path_info && *req->path_info) {
-        apr_table_setn(r->subprocess_env, "PATH_TRANSLATED",
+        apr_table_setn(t, "PATH_TRANSLATED",
                        apr_pstrcat(r->pool, ap_document_root(r),
                                    req->path_info, NULL));
     }
-    start = apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_now());
-    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS) {
-        threads = 1;
-    }
-    if (ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS
-        || ap_exists_config_define("ONE_PROCESS")) {
-        daemons = 1;
-    }
     /* mod_wsgi's HTTPS=1 for TLS connections; "on" may come from SetEnv. */
     if ((https = connection_is_https(c))) {
-        apr_table_setn(r->subprocess_env, "HTTPS", "1");
+        apr_table_setn(t, "HTTPS", "1");
     }
-    else if ((v = apr_table_get(r->subprocess_env, "HTTPS"))) {
+    else if ((v = apr_table_get(t, "HTTPS"))) {
         https = !strcasecmp(v, "on") || !strcmp(v, "1");
     }
     https = https || !strcmp(ap_http_scheme(r), "https");
 
-    if (!(env = PyDict_New()) || env_copy_table(env, r->subprocess_env) < 0) {
+    apr_table_setn(t, "SCRIPT_NAME", req->script_name ? req->script_name
+                                                      : "");
+    apr_table_setn(t, "PATH_INFO", req->path_info ? req->path_info : "");
+    if (req->pass_authorization
+        && (v = apr_table_get(r->headers_in, "Authorization"))) {
+        apr_table_setn(t, "HTTP_AUTHORIZATION", v);
+    }
+    if (head_maps_to_get(r, req)) {
+        apr_table_setn(t, "REQUEST_METHOD", "GET");
+    }
+    apr_table_setn(t, "wsgi.url_scheme", https ? "https" : "http");
+
+    table_set_both(t, "process_group",
+                   req->process_group ? req->process_group : "");
+    table_set_both(t, "application_group",
+                   req->application_group ? req->application_group : "");
+    table_set_both(t, "callable_object",
+                   req->callable_object ? req->callable_object
+                                        : "application");
+    table_set_both(t, "script_name",
+                   req->script_name ? req->script_name : "");
+    table_set_both(t, "path_info", req->path_info ? req->path_info : "");
+    table_set_both(t, "script_reloading", req->script_reloading ? "1" : "0");
+    table_set_both(t, "request_id", request_id(r));
+    table_set_both(t, "request_start",
+                   apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
+                                r->request_time));
+    table_set_both(t, "script_start",
+                   apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
+                                apr_time_now()));
+    apr_table_setn(t, "tether.script_file",
+                   req->script_file ? req->script_file : "");
+    apr_table_setn(t, "mod_wsgi.request_handler",
+                   r->handler ? r->handler : TETHER_HANDLER);
+    apr_table_setn(t, "mod_wsgi.handler_script", "");
+    apr_table_setn(t, "mod_wsgi.listener_host",
+                   c->local_addr->hostname ? c->local_addr->hostname : "");
+    apr_table_setn(t, "mod_wsgi.listener_port",
+                   apr_psprintf(r->pool, "%u", c->local_addr->port));
+    return t;
+}
+
+/*
+ * The environ dict: the strings the Apache side built (req->environ) plus
+ * the entries that are Python objects.
+ */
+static PyObject *environ_build(adapter_t *ad)
+{
+    const tether_request_t *req = ad->req;
+    int rc;
+    PyObject *env;
+
+    if (!(env = PyDict_New()) || env_copy_table(env, req->environ) < 0) {
         Py_XDECREF(env);
         return NULL;
     }
-
-    rc = env_set(env, "SCRIPT_NAME", req->script_name ? req->script_name
-                                                        : "");
-    rc |= env_set(env, "PATH_INFO", req->path_info ? req->path_info : "");
-    if (req->pass_authorization
-        && (v = apr_table_get(r->headers_in, "Authorization"))) {
-        rc |= env_set(env, "HTTP_AUTHORIZATION", v);
-    }
-    if (head_maps_to_get(ad)) {
-        rc |= env_set(env, "REQUEST_METHOD", "GET");
-    }
-
-    rc |= env_set_obj(env, "wsgi.version", Py_BuildValue("(ii)", 1, 0));
-    rc |= env_set(env, "wsgi.url_scheme", https ? "https" : "http");
+    rc = env_set_obj(env, "wsgi.version", Py_BuildValue("(ii)", 1, 0));
     rc |= PyDict_SetItemString(env, "wsgi.input", ad->input);
     rc |= PyDict_SetItemString(env, "wsgi.input_terminated", Py_True);
     rc |= PyDict_SetItemString(env, "wsgi.errors", ad->errors);
     rc |= PyDict_SetItemString(env, "wsgi.multithread",
-                               threads > 1 ? Py_True : Py_False);
+                               req->multithread ? Py_True : Py_False);
     rc |= PyDict_SetItemString(env, "wsgi.multiprocess",
-                               daemons > 1 ? Py_True : Py_False);
+                               req->multiprocess ? Py_True : Py_False);
     rc |= PyDict_SetItemString(env, "wsgi.run_once", Py_False);
     rc |= PyDict_SetItemString(env, "wsgi.file_wrapper",
                                (PyObject *)&filewrapper_type);
-
-    rc |= env_set_both(env, "process_group",
-                       req->process_group ? req->process_group : "");
-    rc |= env_set_both(env, "application_group",
-                       req->application_group ? req->application_group : "");
-    rc |= env_set_both(env, "callable_object",
-                       req->callable_object ? req->callable_object
-                                            : "application");
-    rc |= env_set_both(env, "script_name",
-                       req->script_name ? req->script_name : "");
-    rc |= env_set_both(env, "path_info",
-                       req->path_info ? req->path_info : "");
-    rc |= env_set_both(env, "script_reloading",
-                       req->script_reloading ? "1" : "0");
-    rc |= env_set_both(env, "request_id", request_id(r));
-    rc |= env_set_both(env, "request_start",
-                       apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
-                                    r->request_time));
-    rc |= env_set_both(env, "script_start", start);
-    rc |= env_set(env, "tether.script_file",
-                  req->script_file ? req->script_file : "");
     rc |= env_set_obj(env, "tether.version", version_tuple(TETHER_VERSION));
-    rc |= env_set(env, "mod_wsgi.request_handler",
-                  r->handler ? r->handler : TETHER_HANDLER);
-    rc |= env_set(env, "mod_wsgi.handler_script", "");
-    rc |= env_set(env, "mod_wsgi.listener_host",
-                  c->local_addr->hostname ? c->local_addr->hostname : "");
-    rc |= env_set(env, "mod_wsgi.listener_port",
-                  apr_psprintf(r->pool, "%u", c->local_addr->port));
     rc |= env_set_obj(env, "mod_wsgi.version",
                       version_tuple(TETHER_MODWSGI_VERSION));
     if (rc) {

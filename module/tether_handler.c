@@ -237,6 +237,22 @@ static void resolve_request(request_rec *r, const tether_match_t *m,
  * The handler
  */
 
+/* wsgi.multithread and wsgi.multiprocess of Apache's own children. */
+static void embedded_capacity(tether_request_t *req)
+{
+    int threads = 1, daemons = 1;
+
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS) {
+        threads = 1;
+    }
+    if (ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS
+        || ap_exists_config_define("ONE_PROCESS")) {
+        daemons = 1;
+    }
+    req->multithread = threads > 1;
+    req->multiprocess = daemons > 1;
+}
+
 static int tether_handler(request_rec *r)
 {
     tether_global_conf_t *g = tether_config_global();
@@ -300,6 +316,9 @@ static int tether_handler(request_rec *r)
     if (status != OK) {
         return status;
     }
+
+    req.environ = tether_environ_strings(r, &req);
+    embedded_capacity(&req);
 
     interp = tether_interp_acquire(req.application_group, r, r->server);
     if (!interp) {

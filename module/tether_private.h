@@ -71,6 +71,9 @@ typedef struct {
     int pass_authorization;         /* 0/1 */
     int script_reloading;           /* 0/1 */
     int map_head_to_get;            /* TETHER_HEAD_* */
+    apr_table_t *environ;           /* the environ's string entries */
+    int multithread;                /* wsgi.multithread */
+    int multiprocess;               /* wsgi.multiprocess */
 } tether_request_t;
 
 /*
@@ -105,6 +108,18 @@ static inline void tether_error_restore(tether_saved_error_t *saved)
 
 /* ---- tether_config.c ------------------------------------------------- */
 void tether_config_register_hooks(apr_pool_t *p);
+
+/* ---- tether_daemon.c (parent side: spawn and supervise) -------------- */
+void tether_daemon_register_hooks(apr_pool_t *p);
+
+/* ---- tether_dserver.c (inside a daemon process) ---------------------- */
+/*
+ * Runs a daemon process of group `g` after privileges were dropped: starts
+ * Python, serves connections accepted on `listen_fd` and exits the process
+ * when told to stop or recycle.  Never returns.
+ */
+void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
+                         int listen_fd, int slot) __attribute__((noreturn));
 
 /* ---- tether_handler.c ------------------------------------------------ */
 void tether_handler_register_hooks(apr_pool_t *p);
@@ -159,6 +174,14 @@ void tether_log_close(PyObject *log);
 /* ---- tether_adapter.c ------------------------------------------------ */
 /* Ready the WSGI types; once, with the main interpreter's GIL. */
 int tether_adapter_init(void);
+/*
+ * The string entries of the environ of r (the CGI variables and the
+ * tether.* / mod_wsgi.* strings), in r->pool.  Needs no GIL: the Apache
+ * side builds it for both modes, so that embedded and daemon mode give an
+ * application the same environ.
+ */
+apr_table_t *tether_environ_strings(request_rec *r,
+                                    const tether_request_t *req);
 /*
  * Runs one WSGI request with the GIL of the application's interpreter held
  * by this thread.  `app` is the WSGI callable.  The handler has already
