@@ -10,9 +10,33 @@
 
 #include "ap_mpm.h"
 #include "apr_file_info.h"
+#include "unixd.h"
+
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <sys/un.h>
 
 /* The process-wide settings; reset at the start of every config pass. */
 static tether_global_conf_t *global_conf;
+
+/* WSGIDaemonProcess groups by name (tether_daemon_group_t *). */
+static apr_hash_t *daemon_names;
+
+/* A literal group named by WSGIProcessGroup, checked in check_config. */
+typedef struct {
+    const char *name;
+    server_rec *server;
+    const char *directive;
+} group_ref_t;
+
+static apr_array_header_t *group_refs;
+
+/*
+ * Set while the main configuration is read, so that directives read from
+ * .htaccess files at request time are not recorded in process-wide lists.
+ */
+static int reading_config;
 
 tether_global_conf_t *tether_config_global(void)
 {
@@ -31,6 +55,11 @@ static tether_global_conf_t *global_conf_create(apr_pool_t *p)
     g->restrict_stdout = 0;
     g->restrict_signal = 1;
     g->imports = apr_array_make(p, 2, sizeof(tether_import_t));
+    g->daemons = apr_array_make(p, 2, sizeof(tether_daemon_group_t *));
+    g->socket_prefix = NULL;
+    g->socket_rotation = 1;
+    daemon_names = apr_hash_make(p);
+    group_refs = apr_array_make(p, 2, sizeof(group_ref_t));
     return g;
 }
 
@@ -38,7 +67,28 @@ static int tether_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                              apr_pool_t *ptemp)
 {
     global_conf = global_conf_create(pconf);
+    reading_config = 1;
     return OK;
+}
+
+tether_daemon_group_t *tether_config_daemon(const char *name)
+{
+    if (!daemon_names || !name) {
+        return NULL;
+    }
+    return apr_hash_get(daemon_names, name, APR_HASH_KEY_STRING);
+}
+
+int tether_config_daemon_visible(const tether_daemon_group_t *g,
+                                 const server_rec *s)
+{
+    const char *mine = g->server->server_hostname;
+
+    if (!g->server->is_virtual || g->server == s) {
+        return 1;
+    }
+    return s && s->server_hostname && mine
+           && !strcasecmp(s->server_hostname, mine);
 }
 
 /* ------------------------------------------------------------------------
@@ -95,6 +145,7 @@ void *tether_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(script_reloading);
     MERGE_INT(chunked_request);
     MERGE_INT(map_head_to_get);
+    MERGE_PTR(restrict_process);
     return conf;
 }
 
@@ -204,50 +255,130 @@ static const char *parse_onoff(cmd_parms *cmd, const char *name,
  */
 
 /*
- * Parses the "key=value" options that follow the script of
- * WSGIScriptAlias(Match) and WSGIImportScript.  `allowed` lists the keys
- * the directive takes.
+ * Splits the next "name=value" option off *args and sets *key (NULL at the
+ * end of the line) and *value.  As with mod_wsgi, the value may be quoted
+ * (display-name='(wsgi: site)'), with \' or \" and \\ escaped inside; an
+ * option quoted as a whole is read as Apache reads any argument.  `who`
+ * starts the messages.
  */
-static const char *parse_options(cmd_parms *cmd, const char *args,
-                                 const char *const *allowed,
-                                 apr_table_t *opts)
+static const char *next_option(cmd_parms *cmd, const char *who,
+                               const char **args, const char **key,
+                               const char **value)
 {
-    const char *name = cmd->cmd->name;
+    const char *s = *args;
+    const char *k;
 
-    while (*args) {
-        const char *word = ap_getword_conf(cmd->pool, &args);
-        const char *eq;
-        const char *key;
+    *key = NULL;
+    while (apr_isspace(*s)) {
+        s++;
+    }
+    if (!*s) {
+        *args = s;
+        return NULL;
+    }
+    if (*s == '"' || *s == '\'') {
+        const char *word = ap_getword_conf(cmd->pool, &s);
+        const char *eq = strchr(word, '=');
+
+        *args = s;
+        if (!eq || eq == word) {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not an option of "
+                                "the form name=value", who, word);
+        }
+        *key = apr_pstrmemdup(cmd->pool, word, eq - word);
+        *value = eq + 1;
+        return NULL;
+    }
+
+    k = s;
+    while (*s && !apr_isspace(*s) && *s != '=') {
+        s++;
+    }
+    if (*s != '=' || s == k) {
+        while (*s && !apr_isspace(*s)) {
+            s++;
+        }
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an option of the "
+                            "form name=value", who,
+                            apr_pstrmemdup(cmd->pool, k, s - k));
+    }
+    *key = apr_pstrmemdup(cmd->pool, k, s - k);
+    s++;
+    if (*s == '"' || *s == '\'') {
+        char quote = *s++;
+        char *out = apr_palloc(cmd->pool, strlen(s) + 1);
+        char *o = out;
+
+        while (*s && *s != quote) {
+            if (*s == '\\' && (s[1] == quote || s[1] == '\\')) {
+                s++;
+            }
+            *o++ = *s++;
+        }
+        if (!*s) {
+            return apr_psprintf(cmd->pool, "%s: the value of option '%s' "
+                                "has no closing %c", who, *key, quote);
+        }
+        s++;
+        if (*s && !apr_isspace(*s)) {
+            return apr_psprintf(cmd->pool, "%s: option '%s' has text after "
+                                "the closing %c of its value", who, *key,
+                                quote);
+        }
+        *o = '\0';
+        *value = out;
+    }
+    else {
+        const char *v = s;
+
+        while (*s && !apr_isspace(*s)) {
+            s++;
+        }
+        *value = apr_pstrmemdup(cmd->pool, v, s - v);
+    }
+    *args = s;
+    return NULL;
+}
+
+/*
+ * Parses the "key=value" options that follow the script of
+ * WSGIScriptAlias(Match) and WSGIImportScript, or the group name of
+ * WSGIDaemonProcess, into `opts`.  `allowed` lists the keys the directive
+ * takes; `allow_empty` lets a value be empty.  `who` starts the messages.
+ */
+static const char *parse_options(cmd_parms *cmd, const char *who,
+                                 const char *args,
+                                 const char *const *allowed,
+                                 int allow_empty, apr_table_t *opts)
+{
+    for (;;) {
+        const char *key, *value, *err;
         int i;
 
-        if (!*word) {
+        if ((err = next_option(cmd, who, &args, &key, &value)) != NULL) {
+            return err;
+        }
+        if (!key) {
             break;
         }
-        eq = strchr(word, '=');
-        if (!eq || eq == word) {
-            return apr_psprintf(cmd->pool,
-                                "%s: '%s' is not an option of the form "
-                                "name=value", name, word);
-        }
-        key = apr_pstrmemdup(cmd->pool, word, eq - word);
         for (i = 0; allowed[i]; i++) {
             if (!strcmp(allowed[i], key)) {
                 break;
             }
         }
         if (!allowed[i]) {
-            return apr_psprintf(cmd->pool, "%s: unknown option '%s'", name,
+            return apr_psprintf(cmd->pool, "%s: unknown option '%s'", who,
                                 key);
         }
-        if (!eq[1]) {
+        if (!*value && !allow_empty) {
             return apr_psprintf(cmd->pool, "%s: option '%s' needs a value",
-                                name, key);
+                                who, key);
         }
         if (apr_table_get(opts, key)) {
             return apr_psprintf(cmd->pool, "%s: option '%s' given twice",
-                                name, key);
+                                who, key);
         }
-        apr_table_setn(opts, key, eq + 1);
+        apr_table_setn(opts, key, value);
     }
     return NULL;
 }
@@ -278,7 +409,8 @@ static const char *set_script_alias(cmd_parms *cmd, void *mconfig,
                             "directory (%s)", name,
                             is_match ? "pattern" : "path", where(cmd));
     }
-    if ((err = parse_options(cmd, args, alias_options, opts)) != NULL) {
+    if ((err = parse_options(cmd, name, args, alias_options, 0, opts))
+            != NULL) {
         return err;
     }
 
@@ -292,6 +424,7 @@ static const char *set_script_alias(cmd_parms *cmd, void *mconfig,
     }
     alias->pass_authorization = TETHER_UNSET;
     alias->directive = where(cmd);
+    alias->server = cmd->server;
 
     if (is_match) {
         alias->regexp = ap_pregcomp(cmd->pool, location, AP_REG_EXTENDED);
@@ -358,6 +491,7 @@ static const char *set_script_alias(cmd_parms *cmd, void *mconfig,
         imp->process_group = alias->process_group;
         imp->application_group = alias->application_group;
         imp->server = cmd->server;
+        imp->directive = alias->directive;
     }
     return NULL;
 }
@@ -389,6 +523,15 @@ static const char *set_process_group(cmd_parms *cmd, void *mconfig,
         return err;
     }
     conf->process_group = value;
+    /* A literal name must be a WSGIDaemonProcess group: checked once the
+     * whole configuration is read (not in .htaccess files). */
+    if (value[0] != '%' && reading_config) {
+        group_ref_t *ref = apr_array_push(group_refs);
+
+        ref->name = value;
+        ref->server = cmd->server;
+        ref->directive = where(cmd);
+    }
     return NULL;
 }
 
@@ -445,22 +588,22 @@ static const char *global_only(cmd_parms *cmd)
     return ap_check_cmd_context(cmd, GLOBAL_ONLY);
 }
 
-static const char *set_python_home(cmd_parms *cmd, void *mconfig,
-                                   const char *value)
+/*
+ * Checks that `value` is the prefix of a virtual environment or of a Python
+ * installation of the version Tether was built for.  `what` starts the
+ * message ("WSGIPythonHome:", "WSGIDaemonProcess site: python-home").
+ */
+static const char *check_python_home(cmd_parms *cmd, const char *what,
+                                     const char *value)
 {
-    const char *err = global_only(cmd);
     apr_finfo_t finfo;
 
-    if (err) {
-        return err;
-    }
     if (apr_stat(&finfo, value, APR_FINFO_TYPE, cmd->temp_pool)
             != APR_SUCCESS || finfo.filetype != APR_DIR) {
         return apr_psprintf(cmd->pool,
-                            "%s: '%s' is not a directory; give the prefix "
+                            "%s '%s' is not a directory; give the prefix "
                             "of a Python installation or virtual "
-                            "environment (its sys.prefix)",
-                            cmd->cmd->name, value);
+                            "environment (its sys.prefix)", what, value);
     }
     /* A venv has pyvenv.cfg; an installation has lib/pythonX.Y. */
     if (apr_stat(&finfo, apr_pstrcat(cmd->temp_pool, value, "/pyvenv.cfg",
@@ -471,13 +614,29 @@ static const char *set_python_home(cmd_parms *cmd, void *mconfig,
                                          PY_MINOR_VERSION),
                     APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS) {
         return apr_psprintf(cmd->pool,
-                            "%s: '%s' is neither a virtual environment (no "
+                            "%s '%s' is neither a virtual environment (no "
                             "pyvenv.cfg) nor a Python %d.%d installation "
                             "(no lib/python%d.%d); Tether was built for "
-                            "Python %d.%d", cmd->cmd->name, value,
+                            "Python %d.%d", what, value,
                             PY_MAJOR_VERSION, PY_MINOR_VERSION,
                             PY_MAJOR_VERSION, PY_MINOR_VERSION,
                             PY_MAJOR_VERSION, PY_MINOR_VERSION);
+    }
+    return NULL;
+}
+
+static const char *set_python_home(cmd_parms *cmd, void *mconfig,
+                                   const char *value)
+{
+    const char *err = global_only(cmd);
+
+    if (err) {
+        return err;
+    }
+    err = check_python_home(cmd, apr_pstrcat(cmd->pool, cmd->cmd->name, ":",
+                                             NULL), value);
+    if (err) {
+        return err;
     }
     global_conf->python_home = value;
     return NULL;
@@ -580,7 +739,8 @@ static const char *set_import_script(cmd_parms *cmd, void *mconfig,
         return apr_psprintf(cmd->pool, "%s needs a script file (%s)", name,
                             where(cmd));
     }
-    if ((err = parse_options(cmd, args, import_options, opts)) != NULL) {
+    if ((err = parse_options(cmd, name, args, import_options, 0, opts))
+            != NULL) {
         return err;
     }
     script = ap_server_root_relative(cmd->pool, script);
@@ -595,6 +755,7 @@ static const char *set_import_script(cmd_parms *cmd, void *mconfig,
     imp->process_group = "%{GLOBAL}";
     imp->application_group = "%{GLOBAL}";
     imp->server = cmd->server;
+    imp->directive = where(cmd);
     if ((v = apr_table_get(opts, "process-group")) != NULL) {
         if ((err = check_process_group(cmd, name, v)) != NULL) {
             return err;
@@ -616,6 +777,571 @@ static const char *set_import_script(cmd_parms *cmd, void *mconfig,
         }
         imp->application_group = v;
     }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Daemon mode: WSGIDaemonProcess, WSGISocketPrefix, WSGIRestrictProcess
+ */
+
+/* Largest header-buffer-size: a response head travels in one frame. */
+#define TETHER_MAX_HEADER_BUFFER (16 * 1024 * 1024)
+
+/* Largest memory limit: 256 TiB, or what an apr_size_t holds. */
+#define TETHER_MAX_MEMORY (sizeof(apr_size_t) > 4 ? APR_INT64_C(1) << 48 \
+                                                  : APR_INT64_C(0xffffffff))
+
+/*
+ * How a numeric option is read.  DOPT_INT, DOPT_SECONDS_INT and
+ * DOPT_BYTES_INT land in an int, DOPT_SECONDS in an apr_interval_time_t
+ * (the value is whole seconds), DOPT_BYTES in an apr_size_t.  With `zero`
+ * set, 0 is accepted below `min` and means what `zero` says.
+ */
+typedef enum {
+    DOPT_INT,
+    DOPT_SECONDS_INT,
+    DOPT_SECONDS,
+    DOPT_BYTES_INT,
+    DOPT_BYTES,
+    DOPT_MILLISECONDS_IGNORED
+} dopt_kind_t;
+
+typedef struct {
+    const char *name;
+    dopt_kind_t kind;
+    apr_size_t offset;
+    apr_int64_t min;
+    apr_int64_t max;
+    const char *zero;
+} dopt_number_t;
+
+#define DOFF(field) APR_OFFSETOF(tether_daemon_group_t, field)
+#define SECONDS(name, field) \
+    { name, DOPT_SECONDS, DOFF(field), 0, INT_MAX, NULL }
+
+static const dopt_number_t daemon_numbers[] = {
+    { "processes", DOPT_INT, DOFF(processes), 1, 10000, NULL },
+    { "threads", DOPT_INT, DOFF(threads), 0, 10000, NULL },
+    { "maximum-requests", DOPT_INT, DOFF(maximum_requests), 0, INT_MAX,
+      NULL },
+    { "cpu-time-limit", DOPT_SECONDS_INT, DOFF(cpu_time_limit), 0, INT_MAX,
+      NULL },
+    { "cpu-priority", DOPT_INT, DOFF(cpu_priority), -20, 20, NULL },
+    { "listen-backlog", DOPT_INT, DOFF(listen_backlog), 0, 65535, NULL },
+    SECONDS("restart-interval", restart_interval),
+    SECONDS("inactivity-timeout", inactivity_timeout),
+    SECONDS("request-timeout", request_timeout),
+    SECONDS("deadlock-timeout", deadlock_timeout),
+    SECONDS("startup-timeout", startup_timeout),
+    SECONDS("graceful-timeout", graceful_timeout),
+    SECONDS("eviction-timeout", eviction_timeout),
+    SECONDS("shutdown-timeout", shutdown_timeout),
+    SECONDS("connect-timeout", connect_timeout),
+    SECONDS("socket-timeout", socket_timeout),
+    SECONDS("queue-timeout", queue_timeout),
+    SECONDS("response-socket-timeout", response_socket_timeout),
+    { "send-buffer-size", DOPT_BYTES_INT, DOFF(send_buffer_size), 512,
+      INT_MAX, "the system's default" },
+    { "receive-buffer-size", DOPT_BYTES_INT, DOFF(receive_buffer_size), 512,
+      INT_MAX, "the system's default" },
+    { "header-buffer-size", DOPT_BYTES_INT, DOFF(header_buffer_size), 8192,
+      TETHER_MAX_HEADER_BUFFER, "the default, 32768" },
+    { "response-buffer-size", DOPT_BYTES_INT, DOFF(response_buffer_size),
+      65536, INT_MAX, "the default, 65536" },
+    /* A limit below 1 MiB is a unit mistake: it is bytes, not KiB or MiB. */
+    { "memory-limit", DOPT_BYTES, DOFF(memory_limit), 1048576,
+      TETHER_MAX_MEMORY, "no limit" },
+    { "virtual-memory-limit", DOPT_BYTES, DOFF(virtual_memory_limit),
+      1048576, TETHER_MAX_MEMORY, "no limit" },
+    { "stack-size", DOPT_BYTES, DOFF(stack_size), 65536,
+      APR_INT64_C(1) << 30, "the system's default" },
+    /* mod_wsgi 6 tunes its own response flushing with this; Tether's
+     * framed transport flushes what the application yields, so the value
+     * is checked and has no effect. */
+    { "response-flush-delay", DOPT_MILLISECONDS_IGNORED, 0, 0, INT_MAX,
+      NULL },
+    { NULL }
+};
+
+static const char *const daemon_options[] = {
+    "processes", "threads", "maximum-requests", "cpu-time-limit",
+    "cpu-priority", "listen-backlog", "restart-interval",
+    "inactivity-timeout", "request-timeout", "deadlock-timeout",
+    "startup-timeout", "graceful-timeout", "eviction-timeout",
+    "shutdown-timeout", "connect-timeout", "socket-timeout", "queue-timeout",
+    "response-socket-timeout", "send-buffer-size", "receive-buffer-size",
+    "header-buffer-size", "response-buffer-size", "memory-limit",
+    "virtual-memory-limit", "stack-size", "response-flush-delay",
+    "user", "group", "supplementary-groups", "umask", "home",
+    "display-name", "lang", "locale", "python-home", "python-path",
+    "python-eggs", "socket-user", "script-user", "script-group",
+    "server-metrics", "interrupt-timeout",
+    /* refused with a message of their own */
+    "chroot", "switch-interval", "newrelic-config-file",
+    "newrelic-environment",
+    NULL
+};
+
+/*
+ * Reads a whole number, with a '-' sign allowed.  Values too large for
+ * any option come back as APR_INT64_MAX, so that the range check refuses
+ * them.  Returns 0 when `v` is not a number.
+ */
+static int parse_whole(const char *v, apr_int64_t *out)
+{
+    const char *c = v;
+    apr_int64_t n = 0;
+    int negative = 0;
+
+    if (*c == '-') {
+        negative = 1;
+        c++;
+    }
+    if (!*c) {
+        return 0;
+    }
+    for (; *c; c++) {
+        if (!apr_isdigit(*c)) {
+            return 0;
+        }
+        if (n < APR_INT64_C(100000000000000000)) {
+            n = n * 10 + (*c - '0');
+        }
+        else {
+            n = APR_INT64_MAX;
+        }
+    }
+    *out = negative && n != APR_INT64_MAX ? -n : n;
+    return 1;
+}
+
+static const char *set_daemon_number(cmd_parms *cmd, const char *who,
+                                     tether_daemon_group_t *g,
+                                     const dopt_number_t *o,
+                                     const char *value)
+{
+    apr_int64_t n;
+    char *field = (char *)g + o->offset;
+    int ok = parse_whole(value, &n)
+             && ((n >= o->min && n <= o->max) || (o->zero && n == 0));
+
+    if (!ok) {
+        const char *unit = "";
+
+        switch (o->kind) {
+        case DOPT_SECONDS_INT:
+        case DOPT_SECONDS:
+            unit = " of seconds";
+            break;
+        case DOPT_BYTES_INT:
+        case DOPT_BYTES:
+            unit = " of bytes";
+            break;
+        case DOPT_MILLISECONDS_IGNORED:
+            unit = " of milliseconds";
+            break;
+        case DOPT_INT:
+            break;
+        }
+        if (o->zero) {
+            return apr_psprintf(cmd->pool, "%s: %s '%s' must be 0 (%s) or "
+                                "a whole number%s from %" APR_INT64_T_FMT
+                                " to %" APR_INT64_T_FMT, who, o->name,
+                                value, o->zero, unit, o->min, o->max);
+        }
+        return apr_psprintf(cmd->pool, "%s: %s '%s' must be a whole "
+                            "number%s from %" APR_INT64_T_FMT " to %"
+                            APR_INT64_T_FMT, who, o->name, value, unit,
+                            o->min, o->max);
+    }
+    switch (o->kind) {
+    case DOPT_INT:
+    case DOPT_SECONDS_INT:
+    case DOPT_BYTES_INT:
+        *(int *)field = (int)n;
+        break;
+    case DOPT_SECONDS:
+        *(apr_interval_time_t *)field = apr_time_from_sec(n);
+        break;
+    case DOPT_BYTES:
+        *(apr_size_t *)field = (apr_size_t)n;
+        break;
+    case DOPT_MILLISECONDS_IGNORED:
+        break;
+    }
+    return NULL;
+}
+
+/* user=, socket-user=, script-user=: a name or #uid of an existing user. */
+static const char *resolve_user(cmd_parms *cmd, const char *who,
+                                const char *opt, const char *value,
+                                struct passwd **pw_out)
+{
+    struct passwd *pw = NULL;
+
+    if (value[0] == '#') {
+        apr_int64_t n;
+
+        if (!parse_whole(value + 1, &n) || n < 0 || n > UINT_MAX - 1) {
+            return apr_psprintf(cmd->pool, "%s: %s '%s' is neither a user "
+                                "name nor #uid", who, opt, value);
+        }
+        pw = getpwuid((uid_t)n);
+    }
+    else if (*value) {
+        pw = getpwnam(value);
+    }
+    if (!pw) {
+        return apr_psprintf(cmd->pool, "%s: %s '%s' names no user of this "
+                            "system", who, opt, value);
+    }
+    *pw_out = pw;
+    return NULL;
+}
+
+/* group=, script-group=, supplementary-groups=: a name or #gid. */
+static const char *resolve_group(cmd_parms *cmd, const char *who,
+                                 const char *opt, const char *value,
+                                 gid_t *gid)
+{
+    struct group *gr = NULL;
+
+    if (value[0] == '#') {
+        apr_int64_t n;
+
+        if (!parse_whole(value + 1, &n) || n < 0 || n > UINT_MAX - 1) {
+            return apr_psprintf(cmd->pool, "%s: %s '%s' is neither a group "
+                                "name nor #gid", who, opt, value);
+        }
+        gr = getgrgid((gid_t)n);
+    }
+    else if (*value) {
+        gr = getgrnam(value);
+    }
+    if (!gr) {
+        return apr_psprintf(cmd->pool, "%s: %s '%s' names no group of this "
+                            "system", who, opt, value);
+    }
+    *gid = gr->gr_gid;
+    return NULL;
+}
+
+/* The options that are not numbers. */
+static const char *set_daemon_option(cmd_parms *cmd, const char *who,
+                                     tether_daemon_group_t *g,
+                                     const char *key, const char *value)
+{
+    const char *err;
+
+    if (!strcmp(key, "user")) {
+        struct passwd *pw;
+
+        if ((err = resolve_user(cmd, who, key, value, &pw)) != NULL) {
+            return err;
+        }
+        if (pw->pw_uid == 0) {
+            return apr_psprintf(cmd->pool, "%s: user '%s' is uid 0: daemon "
+                                "processes never run as root", who, value);
+        }
+        g->user = value;
+        g->uid = pw->pw_uid;
+        if (!g->group) {
+            g->gid = pw->pw_gid;
+        }
+    }
+    else if (!strcmp(key, "group")) {
+        if ((err = resolve_group(cmd, who, key, value, &g->gid)) != NULL) {
+            return err;
+        }
+        g->group = value;
+    }
+    else if (!strcmp(key, "supplementary-groups")) {
+        char *list = apr_pstrdup(cmd->temp_pool, value);
+        char *name, *state;
+
+        g->supplementary_gids = apr_array_make(cmd->pool, 4, sizeof(gid_t));
+        for (name = apr_strtok(list, ",", &state); name;
+             name = apr_strtok(NULL, ",", &state)) {
+            gid_t *gid = apr_array_push(g->supplementary_gids);
+
+            if ((err = resolve_group(cmd, who, key, name, gid)) != NULL) {
+                return err;
+            }
+        }
+        if (!g->supplementary_gids->nelts || strstr(value, ",,")
+            || value[0] == ',' || value[strlen(value) - 1] == ',') {
+            return apr_psprintf(cmd->pool, "%s: supplementary-groups '%s' "
+                                "must be group names separated by commas",
+                                who, value);
+        }
+        g->supplementary_groups = value;
+    }
+    else if (!strcmp(key, "socket-user")) {
+        struct passwd *pw;
+
+        if ((err = resolve_user(cmd, who, key, value, &pw)) != NULL) {
+            return err;
+        }
+        g->socket_user = value;
+        g->socket_uid = pw->pw_uid;
+    }
+    else if (!strcmp(key, "script-user")) {
+        struct passwd *pw;
+
+        if ((err = resolve_user(cmd, who, key, value, &pw)) != NULL) {
+            return err;
+        }
+        g->script_user = value;
+        g->script_uid = pw->pw_uid;
+    }
+    else if (!strcmp(key, "script-group")) {
+        if ((err = resolve_group(cmd, who, key, value, &g->script_gid))
+                != NULL) {
+            return err;
+        }
+        g->script_group = value;
+    }
+    else if (!strcmp(key, "umask")) {
+        apr_size_t n = strlen(value);
+        int mask = 0;
+        apr_size_t i;
+
+        for (i = 0; i < n && value[i] >= '0' && value[i] <= '7'; i++) {
+            mask = mask * 8 + (value[i] - '0');
+        }
+        if (!n || i != n || n > 4 || mask > 0777) {
+            return apr_psprintf(cmd->pool, "%s: umask '%s' must be an octal "
+                                "number from 0000 to 0777", who, value);
+        }
+        g->umask = mask;
+    }
+    else if (!strcmp(key, "home")) {
+        if (value[0] != '/') {
+            return apr_psprintf(cmd->pool, "%s: home '%s' must be the "
+                                "absolute path of a directory", who, value);
+        }
+        g->home = value;
+    }
+    else if (!strcmp(key, "display-name")) {
+        if (!strcmp(value, "%{GROUP}")) {
+            g->display_name = apr_psprintf(cmd->pool, "(wsgi:%s)", g->name);
+        }
+        else {
+            g->display_name = *value ? value : NULL;
+        }
+    }
+    else if (!strcmp(key, "lang")) {
+        g->lang = *value ? value : NULL;
+    }
+    else if (!strcmp(key, "locale")) {
+        g->locale = *value ? value : NULL;
+    }
+    else if (!strcmp(key, "python-eggs")) {
+        g->python_eggs = *value ? value : NULL;
+    }
+    else if (!strcmp(key, "python-home")) {
+        if (*value) {
+            err = check_python_home(cmd, apr_pstrcat(cmd->pool, who,
+                                                     ": python-home", NULL),
+                                    value);
+            if (err) {
+                return err;
+            }
+            g->python_home = value;
+        }
+    }
+    else if (!strcmp(key, "python-path")) {
+        char *list = apr_pstrdup(cmd->pool, value);
+        char *dir, *state;
+
+        for (dir = apr_strtok(list, ":", &state); dir;
+             dir = apr_strtok(NULL, ":", &state)) {
+            *(const char **)apr_array_push(g->python_path) = dir;
+        }
+    }
+    else if (!strcmp(key, "server-metrics")) {
+        if (!strcasecmp(value, "on")) {
+            g->server_metrics = 1;
+        }
+        else if (!strcasecmp(value, "off")) {
+            g->server_metrics = 0;
+        }
+        else {
+            return apr_psprintf(cmd->pool, "%s: server-metrics '%s' is not "
+                                "On or Off", who, value);
+        }
+    }
+    else if (!strcmp(key, "interrupt-timeout")) {
+        /* 0 is mod_wsgi's default: no interruption before the restart. */
+        if (strcmp(value, "0")) {
+            return apr_psprintf(cmd->pool, "%s: interrupt-timeout '%s' is "
+                                "not supported by Tether yet; only 0 (the "
+                                "default: a request-timeout restarts the "
+                                "process) is accepted", who, value);
+        }
+    }
+    else if (!strcmp(key, "chroot")) {
+        return apr_psprintf(cmd->pool, "%s: option 'chroot' is not "
+                            "supported by Tether (mod_wsgi deprecated it); "
+                            "isolate the application with a container or "
+                            "its own user= instead", who);
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: option '%s' is not supported by "
+                            "Tether; remove it", who, key);
+    }
+    return NULL;
+}
+
+static const char *set_daemon_process(cmd_parms *cmd, void *mconfig,
+                                      const char *args)
+{
+    const char *name = cmd->cmd->name;
+    apr_table_t *opts = apr_table_make(cmd->temp_pool, 16);
+    const apr_array_header_t *elts;
+    const apr_table_entry_t *e;
+    tether_daemon_group_t *g, *other;
+    const char *group, *who, *err, *v;
+    int i;
+
+    if ((err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) != NULL) {
+        return err;
+    }
+    group = ap_getword_conf(cmd->pool, &args);
+    if (!*group) {
+        return apr_psprintf(cmd->pool, "%s needs the name of the daemon "
+                            "process group (%s)", name, where(cmd));
+    }
+    if (strchr(group, '=')) {
+        return apr_psprintf(cmd->pool, "%s: the first argument must be the "
+                            "name of the group, not an option like '%s'",
+                            name, group);
+    }
+    if (group[0] == '%') {
+        return apr_psprintf(cmd->pool, "%s: '%s' cannot be the name of a "
+                            "group: names starting with %% are expansions "
+                            "such as %%{GLOBAL}", name, group);
+    }
+    other = tether_config_daemon(group);
+    if (other) {
+        return apr_psprintf(cmd->pool, "%s: group '%s' is already defined at "
+                            "%s; names of daemon process groups must be "
+                            "unique in the whole server, across virtual "
+                            "hosts", name, group, other->directive);
+    }
+    who = apr_pstrcat(cmd->pool, name, " ", group, NULL);
+    if ((err = parse_options(cmd, who, args, daemon_options, 1, opts))
+            != NULL) {
+        return err;
+    }
+
+    g = apr_pcalloc(cmd->pool, sizeof(*g));
+    g->name = group;
+    g->server = cmd->server;
+    g->directive = where(cmd);
+    g->processes = 1;
+    g->threads = 15;
+    g->uid = (uid_t)-1;             /* resolved in check_config */
+    g->gid = (gid_t)-1;
+    g->socket_uid = (uid_t)-1;
+    g->umask = -1;
+    g->python_path = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    g->deadlock_timeout = apr_time_from_sec(300);
+    g->graceful_timeout = apr_time_from_sec(15);
+    g->shutdown_timeout = apr_time_from_sec(5);
+    g->connect_timeout = apr_time_from_sec(15);
+    g->listen_backlog = 100;
+    g->header_buffer_size = 32768;
+    g->response_buffer_size = 65536;
+
+    /* group= first, so that user= knows whether to take the user's
+     * primary group. */
+    if ((v = apr_table_get(opts, "group")) != NULL
+        && (err = set_daemon_option(cmd, who, g, "group", v)) != NULL) {
+        return err;
+    }
+    elts = apr_table_elts(opts);
+    e = (const apr_table_entry_t *)elts->elts;
+    for (i = 0; i < elts->nelts; i++) {
+        const dopt_number_t *o;
+
+        if (!strcmp(e[i].key, "group")) {
+            continue;
+        }
+        for (o = daemon_numbers; o->name; o++) {
+            if (!strcmp(o->name, e[i].key)) {
+                break;
+            }
+        }
+        err = o->name ? set_daemon_number(cmd, who, g, o, e[i].val)
+                      : set_daemon_option(cmd, who, g, e[i].key, e[i].val);
+        if (err) {
+            return err;
+        }
+    }
+    if (g->script_user && g->script_group) {
+        return apr_psprintf(cmd->pool, "%s: give script-user or "
+                            "script-group, not both", who);
+    }
+    g->multiprocess = apr_table_get(opts, "processes") != NULL;
+    if (!g->header_buffer_size) {
+        g->header_buffer_size = 32768;
+    }
+    if (!g->response_buffer_size) {
+        g->response_buffer_size = 65536;
+    }
+
+    g->index = global_conf->daemons->nelts;
+    *(tether_daemon_group_t **)apr_array_push(global_conf->daemons) = g;
+    apr_hash_set(daemon_names, g->name, APR_HASH_KEY_STRING, g);
+    return NULL;
+}
+
+static const char *set_socket_prefix(cmd_parms *cmd, void *mconfig,
+                                     const char *value)
+{
+    const char *err = global_only(cmd);
+    const char *path;
+
+    if (err) {
+        return err;
+    }
+    if (!*value) {
+        return apr_psprintf(cmd->pool, "%s: the prefix is empty; give a "
+                            "directory and a file name prefix, such as "
+                            "run/wsgi", cmd->cmd->name);
+    }
+    /* Relative to ServerRoot, as with mod_wsgi. */
+    path = ap_server_root_relative(cmd->pool, value);
+    if (!path) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a valid path",
+                            cmd->cmd->name, value);
+    }
+    global_conf->socket_prefix = path;
+    return NULL;
+}
+
+static const char *set_restrict_process(cmd_parms *cmd, void *mconfig,
+                                        const char *args)
+{
+    tether_dir_conf_t *conf = mconfig;
+    apr_array_header_t *names = apr_array_make(cmd->pool, 4,
+                                               sizeof(const char *));
+
+    while (*args) {
+        const char *w = ap_getword_conf(cmd->pool, &args);
+
+        if (!*w) {
+            break;
+        }
+        *(const char **)apr_array_push(names) = w;
+    }
+    if (!names->nelts) {
+        return apr_psprintf(cmd->pool, "%s needs the names of one or more "
+                            "WSGIDaemonProcess groups (%s)", cmd->cmd->name,
+                            where(cmd));
+    }
+    conf->restrict_process = names;
     return NULL;
 }
 
@@ -703,11 +1429,17 @@ const command_rec tether_config_commands[] = {
                      RSRC_CONF, "accepted for compatibility; no effect"),
     AP_INIT_RAW_ARGS("WSGIVerboseDebugging", set_accepted, NULL, RSRC_CONF,
                      "accepted for compatibility; no effect"),
-    NOT_SUPPORTED("WSGIDaemonProcess"),
-    NOT_SUPPORTED("WSGISocketPrefix"),
-    NOT_SUPPORTED("WSGISocketRotation"),
+    AP_INIT_RAW_ARGS("WSGIDaemonProcess", set_daemon_process, NULL,
+                     RSRC_CONF, "name [option=value ...]: a group of "
+                     "daemon processes"),
+    AP_INIT_TAKE1("WSGISocketPrefix", set_socket_prefix, NULL, RSRC_CONF,
+                  "directory and file name prefix of the daemon sockets"),
+    GLOBAL_FLAG("WSGISocketRotation", socket_rotation,
+                "On|Off: new daemon socket names on each graceful restart"),
+    AP_INIT_RAW_ARGS("WSGIRestrictProcess", set_restrict_process, NULL,
+                     RSRC_CONF | ACCESS_CONF,
+                     "group ...: the daemon groups that may be selected"),
     NOT_SUPPORTED("WSGIAcceptMutex"),
-    NOT_SUPPORTED("WSGIRestrictProcess"),
     NOT_SUPPORTED("WSGIAccessScript"),
     NOT_SUPPORTED("WSGIAuthUserScript"),
     NOT_SUPPORTED("WSGIAuthGroupScript"),
@@ -732,22 +1464,107 @@ const command_rec tether_config_commands[] = {
  * Checks after the whole configuration was read (they run with -t too)
  */
 
-/* A literal daemon group name that no WSGIDaemonProcess defines. */
-static const char *undefined_group(const char *group)
+/*
+ * What is wrong with naming daemon group `name` from server `from`, or
+ * NULL.  References from the main server reach every virtual host, so
+ * only those made inside a <VirtualHost> are held to the group's
+ * ServerName.
+ */
+static const char *group_problem(apr_pool_t *p, const char *name,
+                                 server_rec *from)
 {
-    if (!group || !*group || group[0] == '%') {
-        return NULL;
+    tether_daemon_group_t *g = tether_config_daemon(name);
+
+    if (!g) {
+        return "names no WSGIDaemonProcess group; define the group with "
+               "WSGIDaemonProcess (names are case-sensitive), or remove the "
+               "option to run the application in Apache's own processes";
     }
-    /* Daemon mode is not implemented yet: every literal name is unknown. */
-    return group;
+    if (from->is_virtual && !tether_config_daemon_visible(g, from)) {
+        return apr_psprintf(p, "names the WSGIDaemonProcess group of "
+                            "another virtual host (%s, ServerName %s); a "
+                            "group serves the virtual hosts with its "
+                            "ServerName, or all of them when it is defined "
+                            "outside <VirtualHost>", g->directive,
+                            g->server->server_hostname
+                            ? g->server->server_hostname : "unset");
+    }
+    return NULL;
+}
+
+/* Whether `group` is a literal name (not %{GLOBAL} or %{ENV:...}). */
+static int literal_group(const char *group)
+{
+    return group && *group && group[0] != '%';
+}
+
+/*
+ * Completes each daemon group with the defaults that depend on the rest of
+ * the configuration (User, Group, Timeout).  Returns an error message or
+ * NULL.
+ */
+static const char *complete_daemons(apr_pool_t *p)
+{
+    int i;
+
+    for (i = 0; i < global_conf->daemons->nelts; i++) {
+        tether_daemon_group_t *g = APR_ARRAY_IDX(global_conf->daemons, i,
+                                                 tether_daemon_group_t *);
+
+        if (!g->user) {
+            g->uid = ap_unixd_config.user_id;
+            if (!g->group) {
+                g->gid = ap_unixd_config.group_id;
+            }
+        }
+        if (!g->socket_user) {
+            g->socket_uid = ap_unixd_config.user_id;
+        }
+        if (g->uid == 0) {
+            return apr_psprintf(p, "%s: WSGIDaemonProcess %s would run as "
+                                "root (Apache's User is root); daemon "
+                                "processes never run as root: give user=",
+                                g->directive, g->name);
+        }
+        if (!g->socket_timeout) {
+            g->socket_timeout = g->server->timeout;
+        }
+        if (!g->response_socket_timeout) {
+            g->response_socket_timeout = g->socket_timeout;
+        }
+        if (!g->eviction_timeout) {
+            g->eviction_timeout = g->graceful_timeout;
+        }
+    }
+    if (global_conf->daemons->nelts) {
+        /* <prefix>.<pid>.<generation or u<uid>>.<index>.sock */
+        const char *prefix = global_conf->socket_prefix
+                             ? global_conf->socket_prefix
+                             : ap_runtime_dir_relative(p, "wsgi");
+        apr_size_t room = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+        apr_size_t suffix = 1 + 10 + 1 + 11 + 1 + 10 + 5;
+
+        if (prefix && strlen(prefix) + suffix > room) {
+            return apr_psprintf(p, "the daemon sockets' path prefix '%s' is "
+                                "too long: with the %" APR_SIZE_T_FMT
+                                " characters Tether adds, a Unix socket path "
+                                "must stay within %" APR_SIZE_T_FMT "; set a "
+                                "shorter WSGISocketPrefix", prefix, suffix,
+                                room);
+        }
+    }
+    return NULL;
 }
 
 static int tether_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                                apr_pool_t *ptemp, server_rec *s)
 {
     server_rec *vs;
+    const char *err;
+    int failed = 0;
     int i;
 
+    reading_config = 0;
     if (ap_find_linked_module("mod_wsgi.c")) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
                      TETHER_LOGNO(0001) "mod_tether and mod_wsgi are both "
@@ -762,33 +1579,87 @@ static int tether_check_config(apr_pool_t *pconf, apr_pool_t *plog,
         for (i = 0; i < conf->aliases->nelts; i++) {
             tether_alias_t *a = &APR_ARRAY_IDX(conf->aliases, i,
                                                tether_alias_t);
-            const char *g = undefined_group(a->process_group);
 
-            if (g) {
-                ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
-                             TETHER_LOGNO(0002) "%s: process-group '%s' "
-                             "names no WSGIDaemonProcess group (daemon mode "
-                             "is not available in this version of Tether); "
-                             "remove the option to run in embedded mode",
-                             a->directive, g);
-                return HTTP_INTERNAL_SERVER_ERROR;
+            /* A virtual host's list also holds the main server's. */
+            if (a->server != vs || !literal_group(a->process_group)) {
+                continue;
             }
+            if ((err = group_problem(ptemp, a->process_group, vs)) != NULL) {
+                ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
+                             TETHER_LOGNO(0002) "%s: process-group '%s' %s",
+                             a->directive, a->process_group, err);
+                failed = 1;
+            }
+        }
+    }
+    for (i = 0; i < group_refs->nelts; i++) {
+        group_ref_t *ref = &APR_ARRAY_IDX(group_refs, i, group_ref_t);
+
+        if ((err = group_problem(ptemp, ref->name, ref->server)) != NULL) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
+                         TETHER_LOGNO(0002) "%s: WSGIProcessGroup '%s' %s",
+                         ref->directive, ref->name, err);
+            failed = 1;
         }
     }
     for (i = 0; i < global_conf->imports->nelts; i++) {
         tether_import_t *imp = &APR_ARRAY_IDX(global_conf->imports, i,
                                               tether_import_t);
-        const char *pg = strcmp(imp->process_group, "%{GLOBAL}")
-                         ? imp->process_group : NULL;
-        const char *g = undefined_group(pg);
 
-        if (g) {
-            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
-                         TETHER_LOGNO(0003) "WSGIImportScript %s: "
-                         "process-group '%s' names no WSGIDaemonProcess "
-                         "group", imp->script, g);
-            return HTTP_INTERNAL_SERVER_ERROR;
+        if (!literal_group(imp->process_group)) {
+            continue;
         }
+        if ((err = group_problem(ptemp, imp->process_group, imp->server))
+                != NULL) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
+                         TETHER_LOGNO(0003) "%s: WSGIImportScript %s: "
+                         "process-group '%s' %s", imp->directive,
+                         imp->script, imp->process_group, err);
+            failed = 1;
+        }
+    }
+    if ((err = complete_daemons(ptemp)) != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
+                     TETHER_LOGNO(0004) "%s", err);
+        failed = 1;
+    }
+    return failed ? HTTP_INTERNAL_SERVER_ERROR : OK;
+}
+
+/* With LogLevel tether:debug, how each daemon group was read. */
+static int tether_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                              apr_pool_t *ptemp, server_rec *s)
+{
+    int i;
+
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG
+        || !APLOG_IS_LEVEL(s, APLOG_DEBUG)) {
+        return OK;
+    }
+    for (i = 0; i < global_conf->daemons->nelts; i++) {
+        tether_daemon_group_t *g = APR_ARRAY_IDX(global_conf->daemons, i,
+                                                 tether_daemon_group_t *);
+
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                     TETHER_LOGNO(0005) "%s: daemon group '%s' (index %d): "
+                     "processes=%d%s threads=%d uid=%ld gid=%ld umask=%s "
+                     "home=%s display-name=%s python-home=%s "
+                     "python-path=%d dirs maximum-requests=%d "
+                     "socket-timeout=%" APR_TIME_T_FMT "s "
+                     "graceful-timeout=%" APR_TIME_T_FMT "s "
+                     "listen-backlog=%d header-buffer-size=%d",
+                     g->directive, g->name, g->index, g->processes,
+                     g->multiprocess ? " (multiprocess)" : "", g->threads,
+                     (long)g->uid, (long)g->gid,
+                     g->umask < 0 ? "inherit"
+                                  : apr_psprintf(ptemp, "%04o", g->umask),
+                     g->home ? g->home : "-",
+                     g->display_name ? g->display_name : "-",
+                     g->python_home ? g->python_home : "-",
+                     g->python_path->nelts, g->maximum_requests,
+                     apr_time_sec(g->socket_timeout),
+                     apr_time_sec(g->graceful_timeout), g->listen_backlog,
+                     g->header_buffer_size);
     }
     return OK;
 }
@@ -797,4 +1668,5 @@ void tether_config_register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(tether_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(tether_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(tether_post_config, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -16,6 +16,7 @@ typedef struct {
     const char *callable_object;
     int pass_authorization;         /* TETHER_UNSET when not given */
     const char *directive;          /* config file and line, for messages */
+    server_rec *server;             /* the (virtual) server it appears in */
 } tether_alias_t;
 
 /* One WSGIImportScript. */
@@ -24,11 +25,14 @@ typedef struct {
     const char *process_group;
     const char *application_group;
     server_rec *server;
+    const char *directive;          /* config file and line, for messages */
 } tether_import_t;
 
 /*
- * One WSGIDaemonProcess group.  Times are apr_interval_time_t (microseconds)
- * and 0 means "not set / disabled" unless noted; sizes are bytes.
+ * One WSGIDaemonProcess group, complete after the configuration checks
+ * (check_config): every field holds the value to use, defaults applied.
+ * Times are apr_interval_time_t (microseconds; the directive takes whole
+ * seconds) and 0 means "disabled" unless noted; sizes are bytes.
  */
 typedef struct {
     const char *name;
@@ -37,20 +41,30 @@ typedef struct {
     int index;                      /* position in the global list */
     int processes;                  /* 1 */
     int multiprocess;               /* processes= given explicitly */
-    int threads;                    /* 15 */
-    const char *user;               /* NULL: Apache's User */
-    const char *group;              /* NULL: Apache's Group, or user's */
-    uid_t uid;                      /* resolved at config time */
+    int threads;                    /* 15; 0 = mod_wsgi's "managed process"
+                                     * mode (no request threads) */
+    /* Identity.  Only applied when Apache was started as root; uid/gid are
+     * never 0 for uid (refused at config time).  user/group are the
+     * option values as given (NULL: not given); uid/gid always hold the
+     * ids to switch to: user= (name or #uid), else Apache's User; group=,
+     * else user='s primary group when user= was given, else Apache's
+     * Group. */
+    const char *user;
+    const char *group;
+    uid_t uid;
     gid_t gid;
-    const char *supplementary_groups; /* comma separated, NULL */
+    const char *supplementary_groups; /* as given (comma separated), NULL */
+    apr_array_header_t *supplementary_gids; /* gid_t, resolved; NULL: none */
     int umask;                      /* -1: inherit */
-    const char *home;               /* NULL: the user's home dir */
-    const char *display_name;       /* NULL: keep the process name */
-    const char *lang;
-    const char *locale;
-    const char *python_home;
-    apr_array_header_t *python_path;    /* const char * */
-    const char *python_eggs;
+    const char *home;               /* absolute; NULL: the home directory of
+                                     * user= if given, else Apache's cwd */
+    const char *display_name;       /* NULL: keep the process name; %{GROUP}
+                                     * is already expanded to (wsgi:NAME) */
+    const char *lang;               /* LANG, NULL */
+    const char *locale;             /* LC_ALL, NULL */
+    const char *python_home;        /* NULL: WSGIPythonHome's */
+    apr_array_header_t *python_path;    /* const char *, possibly empty */
+    const char *python_eggs;        /* PYTHON_EGG_CACHE, NULL */
     int maximum_requests;           /* 0: never */
     apr_interval_time_t restart_interval;
     int cpu_time_limit;             /* seconds, 0 none */
@@ -59,24 +73,28 @@ typedef struct {
     apr_interval_time_t deadlock_timeout;   /* 300s */
     apr_interval_time_t startup_timeout;
     apr_interval_time_t graceful_timeout;   /* 15s */
-    apr_interval_time_t eviction_timeout;
+    apr_interval_time_t eviction_timeout;   /* 0 given/unset: graceful's */
     apr_interval_time_t shutdown_timeout;   /* 5s */
     apr_interval_time_t connect_timeout;    /* 15s */
-    apr_interval_time_t socket_timeout;     /* 0: Apache's Timeout */
+    apr_interval_time_t socket_timeout;     /* 0 given/unset: the Timeout of
+                                             * the group's server */
     apr_interval_time_t queue_timeout;
-    apr_interval_time_t response_socket_timeout;
+    apr_interval_time_t response_socket_timeout; /* 0: socket_timeout */
     int listen_backlog;             /* 100 */
-    int send_buffer_size;           /* 0: system default */
-    int receive_buffer_size;
-    int header_buffer_size;         /* 32768 */
-    int response_buffer_size;       /* 0: default */
-    const char *socket_user;        /* NULL: Apache's User */
-    const char *script_user;
-    const char *script_group;
-    int cpu_priority;               /* 0 */
+    int send_buffer_size;           /* 0: system default, else >= 512 */
+    int receive_buffer_size;        /* 0: system default, else >= 512 */
+    int header_buffer_size;         /* 32768 (0 given: default) */
+    int response_buffer_size;       /* 65536 (0 given: default) */
+    const char *socket_user;        /* as given, NULL */
+    uid_t socket_uid;               /* socket-user=, else Apache's User */
+    const char *script_user;        /* as given, NULL: no check */
+    uid_t script_uid;
+    const char *script_group;       /* as given, NULL: no check */
+    gid_t script_gid;
+    int cpu_priority;               /* 0; -20..20 */
     apr_size_t memory_limit;        /* 0: none */
     apr_size_t virtual_memory_limit;
-    apr_size_t stack_size;
+    apr_size_t stack_size;          /* 0: the system's default */
     int server_metrics;             /* 0/1 */
     const char *socket_path;        /* set when the socket is created */
 } tether_daemon_group_t;
@@ -99,12 +117,21 @@ typedef struct {
     int restrict_signal;
     apr_array_header_t *imports;        /* tether_import_t */
     apr_array_header_t *daemons;        /* tether_daemon_group_t * */
-    const char *socket_prefix;          /* WSGISocketPrefix, NULL: default */
+    const char *socket_prefix;          /* WSGISocketPrefix made absolute
+                                         * (ServerRoot-relative); NULL:
+                                         * <DefaultRuntimeDir>/wsgi */
     int socket_rotation;                /* WSGISocketRotation, 1 */
 } tether_global_conf_t;
 
 /* The daemon group called `name`, or NULL. */
 tether_daemon_group_t *tether_config_daemon(const char *name);
+/*
+ * Whether requests of server `s` may use group `g`: a group defined outside
+ * every <VirtualHost> serves all of them; one defined in a virtual host
+ * serves the virtual hosts with the same ServerName (mod_wsgi's rule).
+ */
+int tether_config_daemon_visible(const tether_daemon_group_t *g,
+                                 const server_rec *s);
 
 /* Per directory (also server and virtual host defaults). */
 typedef struct {
@@ -115,7 +142,8 @@ typedef struct {
     int script_reloading;
     int chunked_request;
     int map_head_to_get;
-    apr_array_header_t *restrict_process;   /* WSGIRestrictProcess names */
+    apr_array_header_t *restrict_process;   /* WSGIRestrictProcess names,
+                                             * const char *; NULL: any */
 } tether_dir_conf_t;
 
 /* The process-wide settings (one instance, set at config time). */

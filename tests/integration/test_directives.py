@@ -4,7 +4,9 @@ Each class installs the config it needs; the apps live in
 tests/apps/directives/.
 """
 
+import grp
 import os
+import pwd
 import re
 import subprocess
 import sys
@@ -485,7 +487,8 @@ BAD_CONFIGS = [
     (f"WSGIScriptAlias /app {D}/groups.wsgi callable-object=not-an-identifier",
      "'not-an-identifier' is not a Python identifier"),
     (f"WSGIScriptAlias /app {D}/groups.wsgi process-group=nosuchgroup",
-     "process-group 'nosuchgroup' names no WSGIDaemonProcess group"),
+     "process-group 'nosuchgroup' names no WSGIDaemonProcess group; define "
+     "the group with WSGIDaemonProcess"),
     (f"WSGIScriptAliasMatch ^/(unclosed {D}/$1.wsgi",
      "'^/(unclosed' is not a valid regular expression"),
     (f"WSGIScriptAlias app {D}/groups.wsgi",
@@ -507,8 +510,91 @@ BAD_CONFIGS = [
      "WSGIImportScript: unknown option 'flavour'"),
     ("<VirtualHost *:80>\nWSGIPythonHome /usr\n</VirtualHost>",
      "cannot occur within <VirtualHost> section"),
-    ("WSGIDaemonProcess app processes=2",
-     "WSGIDaemonProcess is a mod_wsgi directive that Tether does not support yet"),
+    (f"WSGIAccessScript {D}/groups.wsgi",
+     "WSGIAccessScript is a mod_wsgi directive that Tether does not support yet"),
+    # daemon mode: WSGIDaemonProcess and the directives that go with it
+    ("WSGIDaemonProcess site processes=two",
+     "WSGIDaemonProcess site: processes 'two' must be a whole number from 1 "
+     "to 10000"),
+    ("WSGIDaemonProcess site threads=-1",
+     "WSGIDaemonProcess site: threads '-1' must be a whole number from 0 to"),
+    ("WSGIDaemonProcess site socket-timeout=1.5",
+     "socket-timeout '1.5' must be a whole number of seconds from 0 to"),
+    ("WSGIDaemonProcess site colour=blue",
+     "WSGIDaemonProcess site: unknown option 'colour'"),
+    ("WSGIDaemonProcess site lonely",
+     "WSGIDaemonProcess site: 'lonely' is not an option of the form name=value"),
+    ("WSGIDaemonProcess site threads=2 threads=3",
+     "WSGIDaemonProcess site: option 'threads' given twice"),
+    ("WSGIDaemonProcess processes=2",
+     "WSGIDaemonProcess: the first argument must be the name of the group"),
+    ("WSGIDaemonProcess site\n<VirtualHost *:80>\nServerName other.test\n"
+     "WSGIDaemonProcess site threads=1\n</VirtualHost>",
+     "WSGIDaemonProcess: group 'site' is already defined at "
+     "@ROOT@/conf/httpd.conf:"),
+    ("WSGIDaemonProcess site user=tether-no-such-user",
+     "WSGIDaemonProcess site: user 'tether-no-such-user' names no user of "
+     "this system"),
+    ("WSGIDaemonProcess site user=root",
+     "WSGIDaemonProcess site: user 'root' is uid 0: daemon processes never "
+     "run as root"),
+    ("WSGIDaemonProcess site user=#0", "user '#0' is uid 0"),
+    ("WSGIDaemonProcess site group=tether-no-such-group",
+     "group 'tether-no-such-group' names no group of this system"),
+    ("WSGIDaemonProcess site supplementary-groups=#0,tether-no-such-group",
+     "supplementary-groups 'tether-no-such-group' names no group"),
+    ("WSGIDaemonProcess site umask=0999",
+     "WSGIDaemonProcess site: umask '0999' must be an octal number from "
+     "0000 to 0777"),
+    ("WSGIDaemonProcess site send-buffer-size=100",
+     "send-buffer-size '100' must be 0 (the system's default) or a whole "
+     "number of bytes from 512"),
+    ("WSGIDaemonProcess site header-buffer-size=1024",
+     "header-buffer-size '1024' must be 0 (the default, 32768) or a whole "
+     "number of bytes from 8192"),
+    ("WSGIDaemonProcess site memory-limit=512",
+     "memory-limit '512' must be 0 (no limit) or a whole number of bytes "
+     "from 1048576"),
+    ("WSGIDaemonProcess site cpu-priority=21",
+     "cpu-priority '21' must be a whole number from -20 to 20"),
+    ("WSGIDaemonProcess site display-name='(wsgi: site)",
+     "the value of option 'display-name' has no closing '"),
+    ("WSGIDaemonProcess site home=relative/dir",
+     "home 'relative/dir' must be the absolute path of a directory"),
+    ("WSGIDaemonProcess site python-home=/nonexistent-tether-home",
+     "WSGIDaemonProcess site: python-home '/nonexistent-tether-home' is not "
+     "a directory"),
+    ("WSGIDaemonProcess site script-user=#0 script-group=#0",
+     "WSGIDaemonProcess site: give script-user or script-group, not both"),
+    ("WSGIDaemonProcess site server-metrics=sometimes",
+     "server-metrics 'sometimes' is not On or Off"),
+    ("WSGIDaemonProcess site chroot=/srv/jail",
+     "option 'chroot' is not supported by Tether"),
+    ("WSGIDaemonProcess site interrupt-timeout=10",
+     "interrupt-timeout '10' is not supported by Tether yet"),
+    ("<Location /x>\nWSGIDaemonProcess site\n</Location>",
+     "WSGIDaemonProcess not allowed in <Location> context"),
+    ("<VirtualHost *:80>\nWSGISocketPrefix run/wsgi\n</VirtualHost>",
+     "WSGISocketPrefix cannot occur within <VirtualHost> section"),
+    ("WSGISocketPrefix /tmp/" + "x" * 80 + "/wsgi\nWSGIDaemonProcess site",
+     "TETHER0004: the daemon sockets' path prefix '/tmp/xxx"),
+    ("WSGISocketRotation sometimes",
+     "WSGISocketRotation: 'sometimes' is not On or Off"),
+    ("WSGIRestrictProcess",
+     "WSGIRestrictProcess needs the names of one or more WSGIDaemonProcess "
+     "groups"),
+    ("<VirtualHost *:80>\nServerName one.test\nWSGIDaemonProcess site\n"
+     "</VirtualHost>\n<VirtualHost *:80>\nServerName two.test\n"
+     f"WSGIScriptAlias /app {D}/groups.wsgi process-group=site\n"
+     "</VirtualHost>",
+     "process-group 'site' names the WSGIDaemonProcess group of another "
+     "virtual host (@ROOT@/conf/httpd.conf:"),
+    ("<Location /x>\nWSGIProcessGroup nosuchgroup\n</Location>",
+     "WSGIProcessGroup 'nosuchgroup' names no WSGIDaemonProcess group"),
+    (f"WSGIImportScript {D}/preload.wsgi process-group=nosuchgroup "
+     "application-group=%{GLOBAL}",
+     "WSGIImportScript @APPS@/directives/preload.wsgi: process-group "
+     "'nosuchgroup' names no WSGIDaemonProcess group"),
 ]
 
 
@@ -544,6 +630,59 @@ WSGIPythonHashSeed random
 WSGIMapHEADToGET Auto
 WSGIChunkedRequest On
 WSGIRestrictEmbedded Off
+""")
+    assert code == 0, out
+    assert "Syntax OK" in out
+
+
+def _daemon_identity():
+    """A user and its group that exist and are not root, for user=/group=."""
+    candidates = [pwd.getpwuid(os.getuid())] + pwd.getpwall()
+    for pw in candidates:
+        if pw.pw_uid == 0:
+            continue
+        try:
+            return pw.pw_name, grp.getgrgid(pw.pw_gid).gr_name
+        except KeyError:
+            continue
+    pytest.skip("no user other than root with a named group on this system")
+
+
+def test_config_daemon_process_every_option_passes_configtest(httpd_env):
+    user, group = _daemon_identity()
+    code, out = _configtest(httpd_env, f"""
+WSGISocketPrefix run/wsgi
+WSGISocketRotation Off
+WSGIDaemonProcess site processes=2 threads=5 user={user} group={group} \\
+    supplementary-groups={group} umask=0027 home=@SCRATCH@ \\
+    display-name=%{{GROUP}} lang=en_US.UTF-8 locale=en_US.UTF-8 \\
+    python-home={sys.prefix} python-path=@APPS@:@SCRATCH@ \\
+    python-eggs=@SCRATCH@/eggs maximum-requests=1000 restart-interval=3600 \\
+    cpu-time-limit=600 inactivity-timeout=300 request-timeout=60 \\
+    deadlock-timeout=60 startup-timeout=15 graceful-timeout=15 \\
+    eviction-timeout=0 shutdown-timeout=5 connect-timeout=15 \\
+    socket-timeout=60 queue-timeout=45 listen-backlog=500 \\
+    send-buffer-size=0 receive-buffer-size=1048576 header-buffer-size=65536 \\
+    response-buffer-size=0 response-socket-timeout=0 socket-user={user} \\
+    script-user={user} cpu-priority=-5 memory-limit=1073741824 \\
+    virtual-memory-limit=0 stack-size=524288 server-metrics=Off
+WSGIDaemonProcess quoted display-name='(wsgi: quoted site)' python-path="@APPS@"
+WSGIDaemonProcess user-by-id user=#{pwd.getpwnam(user).pw_uid} threads=0
+WSGIScriptAlias /a {D}/groups.wsgi process-group=site application-group=%{{GLOBAL}}
+WSGIImportScript {D}/preload.wsgi process-group=quoted application-group=%{{GLOBAL}}
+<VirtualHost *:80>
+    ServerName vhost.test
+    WSGIDaemonProcess vhost-site threads=1
+    WSGIScriptAlias /v {D}/groups.wsgi process-group=vhost-site
+</VirtualHost>
+<VirtualHost *:81>
+    ServerName vhost.test
+    WSGIProcessGroup vhost-site
+</VirtualHost>
+<Location /a>
+    WSGIProcessGroup site
+    WSGIRestrictProcess site quoted
+</Location>
 """)
     assert code == 0, out
     assert "Syntax OK" in out
