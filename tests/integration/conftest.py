@@ -1,0 +1,193 @@
+"""Fixtures for the integration tests: a real Apache httpd loading mod_tether.
+
+A test module owns its server through a module-scoped fixture:
+
+    CONFIG = '''
+    WSGIScriptAlias /app @APPS@/environ_app.wsgi
+    '''
+
+    @pytest.fixture(scope="module")
+    def server(httpd_env, mpm):          # drop `mpm` for event only
+        with httpd_env.server(CONFIG, mpm=mpm, name="environ") as srv:
+            yield srv
+
+A test class with an HTTPD_CONFIG attribute gets the module's `server`
+restarted with that config before its first test (httpd's pyhttpd style);
+`server.restart(new_config)` does the same by hand, `server.graceful()`
+restarts gracefully, `server.configtest(config)` runs `httpd -t`, and
+`server.error_log(since=server.log_mark())` / `server.wait_for_log(regex,
+since=mark)` read the error log.  When a test fails, the error log of every
+running server (from the test's start) is added to its report.
+
+TETHER_TEST_MODULE=/path/to/mod_wsgi.so runs the suite against mod_wsgi (a
+reference run; the `tether_only` fixture skips Tether-only tests),
+TETHER_TEST_KEEP=1 keeps every server directory, TETHER_TEST_LOGLEVEL sets
+the default LogLevel (e.g. "info tether:debug"), and TETHER_TEST_HTTPD /
+TETHER_TEST_HTTPD_MODULES pick another Apache.
+"""
+
+import os
+import re
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+
+
+INTEGRATION_DIR = os.path.dirname(os.path.abspath(__file__))
+_MARKS = pytest.StashKey()
+_LOG_TAIL_LINES = 400
+
+
+class HttpdEnv:
+    """What every server of the session shares: Apache and the module."""
+
+    def __init__(self, install, module):
+        self.install = install
+        self.module = module
+
+    @property
+    def reference(self):
+        """True when the module under test is mod_wsgi (a reference run)."""
+        return self.module.reference
+
+    def has_mpm(self, mpm):
+        return self.install.has_module("mpm_" + mpm)
+
+    def server(self, config="", *, mpm="event", log_level=None,
+               name="httpd", mpm_settings=None):
+        """A new, not yet started server; use it as a context manager.
+
+        `log_level` defaults to $TETHER_TEST_LOGLEVEL or "info";
+        `mpm_settings` replaces the harness's <IfModule mpm_*> block."""
+        if log_level is None:
+            log_level = os.environ.get("TETHER_TEST_LOGLEVEL", "info")
+        if not self.has_mpm(mpm):
+            pytest.skip("Apache at %s has no mpm_%s"
+                        % (self.install.binary, mpm))
+        return harness.ApacheServer(self.install, self.module, config=config,
+                                    mpm=mpm, log_level=log_level, name=name,
+                                    mpm_settings=mpm_settings)
+
+
+def _check_apache_can_read(module):
+    """As root, the children run as www-data: they must read the Python."""
+    if not harness.running_as_root():
+        return
+    uid, gid, user, _ = harness.apache_identity()
+    gids = set(os.getgrouplist(user, gid))
+    bad = harness.unreadable_for(harness.python_paths_apache_reads(module.path),
+                                 uid, gids)
+    if bad:
+        pytest.exit(
+            "integration tests: the Apache children run as %s, who cannot "
+            "read %s (needed for the Python at %s). Run the suite with "
+            "`.ci/bootstrap test`, which makes a venv %s can read."
+            % (user, bad, sys.prefix, user), returncode=4)
+
+
+@pytest.fixture(scope="session")
+def httpd_env():
+    install = harness.find_apache()
+    if isinstance(install, str):
+        pytest.skip("integration tests need Apache httpd 2.4: " + install)
+    try:
+        module = harness.find_module()
+    except harness.HarnessError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    _check_apache_can_read(module)
+    return HttpdEnv(install, module)
+
+
+@pytest.fixture(scope="session")
+def tether_only(httpd_env):
+    """Skips a test of a Tether-only feature during a mod_wsgi reference run."""
+    if httpd_env.reference:
+        pytest.skip("Tether-only behaviour; the module under test is %s"
+                    % httpd_env.module.path)
+
+
+CHILD_CRASH = re.compile(r"AH0005[12]: child pid \d+ exit signal .*")
+
+
+@pytest.fixture(autouse=True)
+def _no_child_crashes():
+    """Fails a test during which an Apache child died of a signal."""
+    marks = {srv: srv.log_mark() for srv in harness.LIVE_SERVERS}
+    yield
+    for srv in harness.LIVE_SERVERS:
+        crash = CHILD_CRASH.search(srv.error_log(since=marks.get(srv, 0)))
+        if crash:
+            pytest.fail("an Apache child of %s crashed during this test: %s"
+                        % (srv.name, crash.group(0)), pytrace=False)
+
+
+@pytest.fixture(scope="class", autouse=True)
+def _class_httpd_config(request):
+    """Restarts the module's `server` with the class's HTTPD_CONFIG."""
+    config = getattr(request.cls, "HTTPD_CONFIG", None)
+    if config is not None:
+        request.getfixturevalue("server").restart(config)
+
+
+@pytest.fixture(scope="module", params=[
+    "event", pytest.param("prefork", marks=pytest.mark.prefork)])
+def mpm(request):
+    """The MPM of a module's server: its tests run under both."""
+    return request.param
+
+
+def pytest_report_header(config):
+    install = harness.find_apache()
+    if isinstance(install, str):
+        return "integration: no Apache (%s)" % install
+    try:
+        module = harness.find_module().path
+    except harness.HarnessError as exc:
+        module = "none (%s)" % exc
+    return ["integration: %s (%s)" % (install.binary,
+                                       install.version.splitlines()[0]),
+            "integration: module %s, python home %s" % (module, sys.prefix)]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if str(item.path).startswith(INTEGRATION_DIR + os.sep):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item.stash[_MARKS] = {srv: srv.log_mark()
+                          for srv in harness.LIVE_SERVERS}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item):
+    # Servers started by this test's fixtures read from their first line.
+    marks = item.stash.get(_MARKS, {})
+    for srv in harness.LIVE_SERVERS:
+        marks.setdefault(srv, 0)
+    item.stash[_MARKS] = marks
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    marks = item.stash.get(_MARKS, {})
+    for srv in harness.LIVE_SERVERS:
+        srv.saw_failure = True
+        lines = srv.error_log(since=marks.get(srv, 0)).splitlines()
+        if len(lines) > _LOG_TAIL_LINES:
+            lines = ["[... %d earlier lines ...]"
+                     % (len(lines) - _LOG_TAIL_LINES)] \
+                + lines[-_LOG_TAIL_LINES:]
+        report.sections.append((
+            "error_log of %s (%s, port %s)" % (srv.name, srv.root, srv.port),
+            "\n".join(lines) or "(empty)"))

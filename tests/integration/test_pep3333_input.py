@@ -1,0 +1,250 @@
+"""wsgi.input: reads, lines, iteration; Content-Length and chunked bodies."""
+
+import json
+import socket
+
+import pytest
+
+from harness import RawResponse, decode_chunked, encode_chunked, read_head, \
+    read_until_close
+
+CONFIG = """
+WSGIScriptAlias /in @APPS@/input_app.wsgi
+WSGIScriptAlias /chunked @APPS@/input_app.wsgi
+<Location /chunked>
+    WSGIChunkedRequest On
+</Location>
+WSGIScriptAlias /limited @APPS@/input_app.wsgi
+<Location /limited>
+    LimitRequestBody 100
+</Location>
+"""
+
+LINES_BODY = b"one\ntwo\n\nthree\nfour\nlast without newline"
+
+
+@pytest.fixture(scope="module")
+def server(httpd_env, mpm):
+    with httpd_env.server(CONFIG, mpm=mpm, name="input-" + mpm) as srv:
+        yield srv
+
+
+def post(server, path, body):
+    resp = server.post(path, body,
+                       headers={"Content-Type": "application/octet-stream"})
+    assert resp.status == 200, resp
+    return resp.json()
+
+
+def post_chunked(server, path, pieces):
+    resp = server.raw_request(
+        "POST", path, headers=[("Transfer-Encoding", "chunked"),
+                               ("Content-Type", "application/octet-stream")],
+        body=encode_chunked(pieces))
+    return resp
+
+
+def json_of(raw):
+    assert raw.status == 200, raw
+    body = raw.body
+    if raw.header("Transfer-Encoding") == "chunked":
+        body, complete = decode_chunked(body)
+        assert complete, raw
+    return json.loads(body)
+
+
+def latin1(data):
+    return data.decode("latin-1")
+
+
+# --- Content-Length bodies ---------------------------------------------------
+
+def test_input_read_without_size_returns_whole_body(server):
+    result = post(server, "/in/read-all", b"hello body")
+    assert result["data"] == "hello body"
+    assert result["content_length"] == "10"
+
+
+def test_input_read_negative_size_returns_whole_body(server):
+    result = post(server, "/in/read-all?n=-1", b"hello body")
+    assert result["data"] == "hello body"
+
+
+def test_input_read_after_end_returns_empty(server):
+    result = post(server, "/in/read-all", b"hello body")
+    assert result["after"] == ""
+
+
+def test_input_read_size_returns_exactly_size_until_end(server):
+    result = post(server, "/in/read?n=3", b"0123456789")
+    assert result["pieces"] == ["012", "345", "678", "9"]
+
+
+def test_input_read_zero_returns_empty_and_consumes_nothing(server):
+    result = post(server, "/in/read-then-all?n=0", b"0123456789")
+    assert (result["first"], result["rest"]) == ("", "0123456789")
+
+
+def test_input_read_size_then_read_rest(server):
+    result = post(server, "/in/read-then-all?n=4", b"0123456789")
+    assert (result["first"], result["rest"]) == ("0123", "456789")
+
+
+def test_input_read_size_larger_than_body(server):
+    result = post(server, "/in/read?n=1000", b"short")
+    assert result["pieces"] == ["short"]
+
+
+def test_input_read_empty_body_returns_empty(server):
+    resp = server.get("/in/read-all")
+    assert resp.status == 200, resp
+    assert resp.json()["data"] == ""
+
+
+def test_input_binary_body_is_passed_unchanged(server):
+    body = bytes(range(256)) * 40
+    result = post(server, "/in/read-all", body)
+    assert result["data"] == latin1(body)
+
+
+def test_input_readline_splits_at_newlines(server):
+    result = post(server, "/in/readline", LINES_BODY)
+    assert result["lines"] == ["one\n", "two\n", "\n", "three\n", "four\n",
+                               "last without newline"]
+
+
+def test_input_readline_respects_size_limit(server):
+    result = post(server, "/in/readline?size=3", b"abcdefgh\nij\n")
+    assert result["lines"] == ["abc", "def", "gh\n", "ij\n"]
+
+
+def test_input_readline_long_line_beyond_internal_buffers(server):
+    line = b"x" * 200000 + b"\n"
+    result = post(server, "/in/readline", line + b"tail")
+    assert result["lines"] == [latin1(line), "tail"]
+
+
+def test_input_readlines_returns_all_lines(server):
+    result = post(server, "/in/readlines", LINES_BODY)
+    assert result["lines"] == ["one\n", "two\n", "\n", "three\n", "four\n",
+                               "last without newline"]
+    assert result["rest"] == ""
+
+
+def test_input_readlines_hint_returns_whole_lines_and_keeps_the_rest(server):
+    result = post(server, "/in/readlines?hint=5", LINES_BODY)
+    lines = result["lines"]
+    assert lines, result
+    assert all(line.endswith("\n") for line in lines[:-1])
+    # Whatever the hint made it stop at, nothing is lost or split.
+    assert "".join(lines) + result["rest"] == latin1(LINES_BODY)
+    assert lines[0] == "one\n"
+
+
+def test_input_iteration_yields_lines(server):
+    result = post(server, "/in/iter", LINES_BODY)
+    assert result["lines"] == ["one\n", "two\n", "\n", "three\n", "four\n",
+                               "last without newline"]
+
+
+def test_input_mixed_readline_and_read_share_one_buffer(server):
+    result = post(server, "/in/mixed", b"line one\nabcdefghij\nrest")
+    # readline(), read(3), readline(5), readline(), read()
+    assert result["parts"] == ["line one\n", "abc", "defgh", "ij\n", "rest"]
+
+
+def test_input_expect_100_continue_sent_when_the_app_reads(server):
+    with server.connect() as sock:
+        sock.sendall(b"POST /in/read-all HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Length: 5\r\nExpect: 100-continue\r\n"
+                     b"Connection: close\r\n\r\n")
+        interim, early = read_head(sock)
+        assert interim.status == 100, interim
+        sock.sendall(b"hello")
+        final = RawResponse(early + read_until_close(sock))
+    assert final.status == 200, final
+    assert json.loads(final.body)["data"] == "hello"
+
+
+def test_input_limit_request_body_enforced(server):
+    resp = server.post("/limited/read-all", b"x" * 1000)
+    assert resp.status == 413, resp
+    resp = server.post("/limited/read-all", b"x" * 100)
+    assert resp.status == 200
+    assert resp.json()["data"] == "x" * 100
+
+
+def test_input_client_gone_mid_body_raises_oserror_in_the_app(server):
+    mark = server.log_mark()
+    with server.connect() as sock:
+        sock.sendall(b"POST /in/read-error HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Length: 1000\r\n\r\n0123456789")
+        sock.shutdown(socket.SHUT_WR)
+        raw = RawResponse(read_until_close(sock))
+    # The response may or may not reach a half-closed client; if it does it
+    # must report the failed read.  Either way the server goes on.
+    if raw.status is not None:
+        assert raw.status == 200, raw
+        body = raw.body
+        if raw.header("Transfer-Encoding") == "chunked":
+            body, _ = decode_chunked(body)
+        result = json.loads(body)
+        assert result.get("is_oserror") is True, result
+    resp = post(server, "/in/read-all", b"after the aborted upload")
+    assert resp["data"] == "after the aborted upload"
+    assert "Traceback" not in server.error_log(since=mark)
+
+
+def test_input_unread_body_does_not_break_keepalive(server):
+    conn = server.http()
+    try:
+        conn.request("POST", "/in/ignore", body=b"z" * 100000,
+                     headers={"Content-Type": "application/octet-stream"})
+        first = conn.getresponse()
+        assert first.status == 200
+        assert json.loads(first.read())["ignored"] is True
+        conn.request("POST", "/in/read-all", body=b"second request",
+                     headers={"Content-Type": "application/octet-stream"})
+        second = conn.getresponse()
+        assert second.status == 200
+        assert json.loads(second.read())["data"] == "second request"
+    finally:
+        conn.close()
+
+
+# --- chunked bodies ----------------------------------------------------------
+
+def test_input_chunked_request_rejected_with_411_by_default(server):
+    resp = post_chunked(server, "/in/read-all", [b"hello"])
+    assert resp.status == 411, resp
+
+
+def test_input_chunked_request_read_all(server):
+    pieces = [b"first;", b"second;", b"x" * 70000, b"last"]
+    result = json_of(post_chunked(server, "/chunked/read-all", pieces))
+    assert result["data"] == latin1(b"".join(pieces))
+    assert result["content_length"] in (None, "")
+
+
+def test_input_chunked_request_read_size(server):
+    pieces = [b"0123", b"45678", b"9"]
+    result = json_of(post_chunked(server, "/chunked/read?n=3", pieces))
+    assert "".join(result["pieces"]) == "0123456789"
+    assert all(0 < len(piece) <= 3 for piece in result["pieces"])
+
+
+def test_input_chunked_request_readline_across_chunks(server):
+    pieces = [b"on", b"e\ntw", b"o\n\nthr", b"ee"]
+    result = json_of(post_chunked(server, "/chunked/readline", pieces))
+    assert result["lines"] == ["one\n", "two\n", "\n", "three"]
+
+
+def test_input_chunked_request_iteration(server):
+    pieces = [b"a\nb", b"\nc\n"]
+    result = json_of(post_chunked(server, "/chunked/iter", pieces))
+    assert result["lines"] == ["a\n", "b\n", "c\n"]
+
+
+def test_input_chunked_request_empty_body(server):
+    result = json_of(post_chunked(server, "/chunked/read-all", []))
+    assert result["data"] == ""
