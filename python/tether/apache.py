@@ -83,7 +83,9 @@ def find_httpd(explicit=None, search_path=None, extra_dirs=None,
         if path is None:
             raise ApacheError("the Apache executable %s given with "
                               "--httpd-executable does not exist or is not "
-                              "executable" % explicit)
+                              "executable: pass the path of an installed "
+                              "Apache httpd, or %s."
+                              % (explicit, install_advice(os_release)))
         return os.path.abspath(path)
     if search_path is None:
         search_path = os.environ.get("PATH", os.defpath)
@@ -122,9 +124,10 @@ def _distribution_family(os_release):
     return None
 
 
-def missing_apache_message(os_release=None):
-    """One sentence saying which package provides Apache httpd here."""
-    advice = {
+def install_advice(os_release=None):
+    """How to install Apache httpd on this distribution, e.g. "install the
+    apache2 package (apt-get install apache2)"."""
+    return {
         "debian": "install the apache2 package (apt-get install apache2)",
         "rhel": "install the httpd package (dnf install httpd)",
         "suse": "install the apache2 package (zypper install apache2)",
@@ -133,8 +136,13 @@ def missing_apache_message(os_release=None):
     }.get(_distribution_family(os_release),
           "install it (the apache2 package on Debian/Ubuntu, httpd on "
           "RHEL/Fedora)")
+
+
+def missing_apache_message(os_release=None):
+    """One sentence saying which package provides Apache httpd here."""
     return ("Apache httpd (apache2 or httpd) was not found on PATH or in "
-            "/usr/sbin: %s, or pass --httpd-executable." % advice)
+            "/usr/sbin: %s, or pass --httpd-executable."
+            % install_advice(os_release))
 
 
 def find_modules_dir(explicit=None, candidates=MODULES_DIRS):
