@@ -12,6 +12,8 @@ static void tether_register_hooks(apr_pool_t *p)
     tether_config_register_hooks(p);
     tether_interp_register_hooks(p);
     tether_handler_register_hooks(p);
+    tether_client_register_hooks(p);
+    tether_daemon_register_hooks(p);
 }
 
 __attribute__((visibility("default")))
