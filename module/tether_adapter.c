@@ -938,19 +938,6 @@ int tether_adapter_init(void)
 
 /* ---- the environ -------------------------------------------------------- */
 
-static int env_set(PyObject *env, const char *key, const char *value)
-{
-    PyObject *v;
-    int rc;
-
-    if (!(v = PyUnicode_DecodeLatin1(value, strlen(value), NULL))) {
-        return -1;
-    }
-    rc = PyDict_SetItemString(env, key, v);
-    Py_DECREF(v);
-    return rc;
-}
-
 static int env_set_obj(PyObject *env, const char *key, PyObject *v)
 {
     int rc;

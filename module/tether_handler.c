@@ -237,6 +237,54 @@ static void resolve_request(request_rec *r, const tether_match_t *m,
  * The handler
  */
 
+/* True when WSGIRestrictProcess allows the request's daemon group. */
+static int process_allowed(tether_dir_conf_t *dconf, const char *group)
+{
+    int i;
+
+    if (!dconf->restrict_process) {
+        return 1;
+    }
+    for (i = 0; i < dconf->restrict_process->nelts; i++) {
+        if (!strcmp(APR_ARRAY_IDX(dconf->restrict_process, i, const char *),
+                    group)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Daemon mode: the request goes to the daemon processes of its group. */
+static int run_in_daemon(request_rec *r, tether_request_t *req,
+                         tether_dir_conf_t *dconf)
+{
+    tether_daemon_group_t *dg = tether_config_daemon(req->process_group);
+    int status;
+
+    if (!dg || !tether_config_daemon_visible(dg, r->server)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      TETHER_LOGNO(0105) "No WSGIDaemonProcess group called "
+                      "'%s' is configured for this virtual host: %s",
+                      req->process_group, r->filename);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!process_allowed(dconf, req->process_group)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      TETHER_LOGNO(0108) "Daemon group '%s' is not allowed "
+                      "here by WSGIRestrictProcess: %s", req->process_group,
+                      r->filename);
+        return HTTP_FORBIDDEN;
+    }
+    status = ap_setup_client_block(r, dconf->chunked_request == 1
+                                      ? REQUEST_CHUNKED_DECHUNK
+                                      : REQUEST_CHUNKED_ERROR);
+    if (status != OK) {
+        return status;
+    }
+    req->environ = tether_environ_strings(r, req);
+    return tether_client_run(r, req, dg);
+}
+
 /* wsgi.multithread and wsgi.multiprocess of Apache's own children. */
 static void embedded_capacity(tether_request_t *req)
 {
@@ -260,7 +308,6 @@ static int tether_handler(request_rec *r)
     tether_match_t *m;
     tether_request_t req;
     tether_interp_t *interp;
-    PyObject *module = NULL;
     PyObject *app = NULL;
     int status;
 
@@ -293,13 +340,9 @@ static int tether_handler(request_rec *r)
 
     resolve_request(r, m, &req);
 
+    dconf = tether_config_dir(r);
     if (*req.process_group) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      TETHER_LOGNO(0105) "No WSGIDaemonProcess group called "
-                      "'%s' is configured (daemon mode is not available in "
-                      "this version of Tether): %s", req.process_group,
-                      r->filename);
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return run_in_daemon(r, &req, dconf);
     }
     if (g->restrict_embedded) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -309,7 +352,6 @@ static int tether_handler(request_rec *r)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    dconf = tether_config_dir(r);
     status = ap_setup_client_block(r, dconf->chunked_request == 1
                                       ? REQUEST_CHUNKED_DECHUNK
                                       : REQUEST_CHUNKED_ERROR);
@@ -326,20 +368,10 @@ static int tether_handler(request_rec *r)
     }
     tether_log_set_current(r);
 
-    module = tether_interp_load_script(interp, req.script_file,
-                                       req.script_reloading, r, r->server);
-    if (!module) {
-        status = HTTP_INTERNAL_SERVER_ERROR;
-        goto cleanup;
-    }
-    app = PyObject_GetAttrString(module, req.callable_object);
+    app = tether_interp_load_app(interp, req.script_file,
+                                 req.callable_object, req.script_reloading,
+                                 r, r->server);
     if (!app) {
-        PyErr_Clear();
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      TETHER_LOGNO(0107) "WSGI script '%s' does not contain "
-                      "a WSGI application called '%s'; define it or set "
-                      "WSGICallableObject", req.script_file,
-                      req.callable_object);
         status = HTTP_INTERNAL_SERVER_ERROR;
         goto cleanup;
     }
@@ -347,7 +379,6 @@ static int tether_handler(request_rec *r)
 
 cleanup:
     Py_XDECREF(app);
-    Py_XDECREF(module);
     tether_log_set_current(NULL);
     tether_interp_release(interp);
     return status;

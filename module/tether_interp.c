@@ -10,6 +10,8 @@
 #include "ap_mpm.h"
 #include "apr_thread_proc.h"
 
+static apr_status_t stop_python(void *data);
+
 struct tether_interp {
     const char *name;               /* "" for the main interpreter */
     PyInterpreterState *istate;
@@ -25,6 +27,8 @@ static tether_interp_t *main_interp;
 static int python_state;            /* 0 not started, 1 ok, -1 failed */
 static const char *python_failure;
 static server_rec *main_server;
+static const char *process_group = "";     /* "" in Apache's children */
+static apr_array_header_t *python_path;    /* site dirs for every interp */
 
 const char *tether_interp_name(const tether_interp_t *interp)
 {
@@ -194,15 +198,14 @@ static int setup_interpreter(tether_interp_t *interp)
             return -1;
         }
     }
-    if (g->python_path->nelts) {
+    if (python_path && python_path->nelts) {
         PyObject *site = PyImport_ImportModule("site");
 
         if (!site) {
             return -1;
         }
-        for (i = 0; i < g->python_path->nelts; i++) {
-            const char *dir = APR_ARRAY_IDX(g->python_path, i,
-                                            const char *);
+        for (i = 0; i < python_path->nelts; i++) {
+            const char *dir = APR_ARRAY_IDX(python_path, i, const char *);
             PyObject *res = PyObject_CallMethod(site, "addsitedir", "s",
                                                 dir);
 
@@ -260,7 +263,7 @@ static PyStatus config_home(PyConfig *config, const char *home,
     return PyConfig_SetBytesString(config, &config->home, home);
 }
 
-static const char *start_python(apr_pool_t *p)
+static const char *start_python(apr_pool_t *p, const char *python_home)
 {
     tether_global_conf_t *g = tether_config_global();
     PyConfig config;
@@ -280,8 +283,8 @@ static const char *start_python(apr_pool_t *p)
     }
     status = PyConfig_SetBytesString(&config, &config.program_name,
                                      "mod_wsgi");
-    if (!PyStatus_Exception(status) && g->python_home) {
-        status = config_home(&config, g->python_home, p);
+    if (!PyStatus_Exception(status) && python_home) {
+        status = config_home(&config, python_home, p);
     }
     if (!PyStatus_Exception(status)) {
         status = Py_InitializeFromConfig(&config);
@@ -291,6 +294,11 @@ static const char *start_python(apr_pool_t *p)
     }
     PyConfig_Clear(&config);
     return failure;
+}
+
+void tether_interp_stop(void)
+{
+    stop_python(NULL);
 }
 
 static apr_status_t stop_python(void *data)
@@ -321,7 +329,7 @@ static apr_status_t stop_python(void *data)
     return APR_SUCCESS;
 }
 
-static void preload_scripts(server_rec *s)
+void tether_interp_preload(server_rec *s)
 {
     tether_global_conf_t *g = tether_config_global();
     int i;
@@ -334,9 +342,11 @@ static void preload_scripts(server_rec *s)
         tether_interp_t *interp;
         PyObject *mod;
 
-        if (strcmp(imp->process_group, "%{GLOBAL}")
-            && *imp->process_group) {
-            continue;       /* belongs to a daemon group */
+        const char *pg = strcmp(imp->process_group, "%{GLOBAL}")
+                         ? imp->process_group : "";
+
+        if (strcmp(pg, process_group)) {
+            continue;       /* another process group's */
         }
         interp = tether_interp_acquire(group, NULL, imp->server);
         if (!interp) {
@@ -349,18 +359,23 @@ static void preload_scripts(server_rec *s)
     }
 }
 
-static void tether_child_init(apr_pool_t *pchild, server_rec *s)
+int tether_interp_start(apr_pool_t *pchild, server_rec *s,
+                        const char *group, const char *home,
+                        apr_array_header_t *path)
 {
+    tether_global_conf_t *g = tether_config_global();
     const char *failure;
     PyThreadState *ts;
 
     main_server = s;
     interp_pool = pchild;
+    process_group = group;
+    python_path = path ? path : g->python_path;
     interps = apr_hash_make(pchild);
     apr_thread_mutex_create(&registry_lock, APR_THREAD_MUTEX_DEFAULT,
                             pchild);
 
-    failure = start_python(pchild);
+    failure = start_python(pchild, home ? home : g->python_home);
     if (failure) {
         python_state = -1;
         python_failure = failure;
@@ -372,7 +387,7 @@ static void tether_child_init(apr_pool_t *pchild, server_rec *s)
                      "%d.%d installation or venv that the Apache user can "
                      "read).", getpid(), failure, PY_MAJOR_VERSION,
                      PY_MINOR_VERSION);
-        return;
+        return -1;
     }
 
     if (tether_log_init() < 0 || tether_adapter_init() < 0
@@ -381,7 +396,7 @@ static void tether_child_init(apr_pool_t *pchild, server_rec *s)
         python_state = -1;
         python_failure = "Tether's Python types could not be set up";
         PyEval_SaveThread();
-        return;
+        return -1;
     }
 
     main_interp = interp_record("");
@@ -397,8 +412,19 @@ static void tether_child_init(apr_pool_t *pchild, server_rec *s)
     python_state = 1;
     apr_pool_cleanup_register(pchild, NULL, stop_python,
                               apr_pool_cleanup_null);
+    return 0;
+}
 
-    preload_scripts(s);
+static void tether_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    /* With every application in daemon processes, Apache's children
+     * need no Python at all. */
+    if (tether_config_global()->restrict_embedded) {
+        return;
+    }
+    if (tether_interp_start(pchild, s, "", NULL, NULL) == 0) {
+        tether_interp_preload(s);
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -444,7 +470,12 @@ tether_interp_t *tether_interp_acquire(const char *group, request_rec *r,
     tether_interp_t *interp;
 
     if (python_state != 1) {
-        if (r) {
+        if (r && python_state == 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          TETHER_LOGNO(0207) "Python is not started in "
+                          "Apache's children (WSGIRestrictEmbedded On)");
+        }
+        else if (r) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           TETHER_LOGNO(0204) "Python is not available in "
                           "this process (%s); see the start-up error "
@@ -655,4 +686,29 @@ fail:
 void tether_interp_register_hooks(apr_pool_t *p)
 {
     ap_hook_child_init(tether_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+PyObject *tether_interp_load_app(tether_interp_t *interp,
+                                 const char *filename, const char *callable,
+                                 int reload, request_rec *r, server_rec *s)
+{
+    PyObject *module = tether_interp_load_script(interp, filename, reload,
+                                                 r, s);
+    PyObject *app;
+
+    if (!module) {
+        return NULL;
+    }
+    app = PyObject_GetAttrString(module, callable);
+    Py_DECREF(module);
+    if (!app) {
+        PyErr_Clear();
+        if (r) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          TETHER_LOGNO(0107) "WSGI script '%s' does not "
+                          "contain a WSGI application called '%s'; define "
+                          "it or set WSGICallableObject", filename, callable);
+        }
+    }
+    return app;
 }

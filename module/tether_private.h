@@ -121,6 +121,16 @@ void tether_daemon_register_hooks(apr_pool_t *p);
 void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
                          int listen_fd, int slot) __attribute__((noreturn));
 
+/* ---- tether_client.c (Apache side of daemon mode) --------------------- */
+void tether_client_register_hooks(apr_pool_t *p);
+/*
+ * Runs the request in daemon group g: forwards it and relays the response.
+ * The handler has resolved req (with req->environ) and set up the body.
+ * Returns OK or an HTTP status for Apache's error page.
+ */
+int tether_client_run(request_rec *r, tether_request_t *req,
+                      tether_daemon_group_t *g);
+
 /* ---- tether_handler.c ------------------------------------------------ */
 void tether_handler_register_hooks(apr_pool_t *p);
 
@@ -128,6 +138,18 @@ void tether_handler_register_hooks(apr_pool_t *p);
 typedef struct tether_interp tether_interp_t;
 
 void tether_interp_register_hooks(apr_pool_t *p);
+/*
+ * Starts Python in this process: an Apache child (group "") or a daemon
+ * process of `group`.  `home` and `path` override WSGIPythonHome and
+ * WSGIPythonPath when not NULL.  Returns 0, or -1 after logging the cause
+ * (requests then fail with 500).  Returns without holding the GIL.
+ */
+int tether_interp_start(apr_pool_t *p, server_rec *s, const char *group,
+                        const char *home, apr_array_header_t *path);
+/* Runs every interpreter's atexit functions (at process exit). */
+void tether_interp_stop(void);
+/* Loads the WSGIImportScript files of this process's group. */
+void tether_interp_preload(server_rec *s);
 /*
  * Finds or creates the interpreter named `group` ("" = main) in this process
  * and makes this thread hold its GIL.  Returns NULL (after logging why) when
@@ -145,6 +167,14 @@ void tether_interp_release(tether_interp_t *interp);
 PyObject *tether_interp_load_script(tether_interp_t *interp,
                                     const char *filename, int reload,
                                     request_rec *r, server_rec *s);
+/*
+ * The WSGI callable `callable` of the script, loaded as by
+ * tether_interp_load_script(): a new reference, or NULL after logging why
+ * (the script failed, or has no such callable).  GIL held.
+ */
+PyObject *tether_interp_load_app(tether_interp_t *interp,
+                                 const char *filename, const char *callable,
+                                 int reload, request_rec *r, server_rec *s);
 const char *tether_interp_name(const tether_interp_t *interp);
 
 /* ---- tether_log.c ---------------------------------------------------- */

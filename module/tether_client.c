@@ -1,0 +1,616 @@
+/*
+ * Daemon mode, Apache side: forwards a request to a daemon process group
+ * over a pooled, persistent connection and relays the response.
+ *
+ * Each Apache child keeps, per daemon group, a stack of idle connections.
+ * A request sends REQ_HEAD (the environ strings), then answers the
+ * daemon's BODY_WANT frames with body read from the client, and passes
+ * RESP_BODY/RESP_FILE down the output filters as they arrive, so neither
+ * side ever holds a whole body.
+ */
+#include "tether_private.h"
+#include "tether_conn.h"
+
+#include "apr_buckets.h"
+#include "apr_portable.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+/* Body bytes read from the client per BODY_WANT, at most. */
+#define CLIENT_READ_MAX (256 * 1024)
+/* Response bytes gathered before they are passed on without a flush. */
+#define RELAY_BATCH (128 * 1024)
+
+typedef struct {
+    apr_thread_mutex_t *lock;
+    tether_conn_t **idle;
+    int nidle;
+    int cap;
+} conn_pool_t;
+
+static conn_pool_t *pools;          /* by group index, per Apache child */
+static int npools;
+
+static void tether_client_child_init(apr_pool_t *p, server_rec *s)
+{
+    tether_global_conf_t *g = tether_config_global();
+    int i;
+
+    npools = g->daemons->nelts;
+    pools = apr_pcalloc(p, sizeof(*pools) * (npools ? npools : 1));
+    for (i = 0; i < npools; i++) {
+        apr_thread_mutex_create(&pools[i].lock, APR_THREAD_MUTEX_DEFAULT, p);
+    }
+}
+
+static tether_conn_t *pool_get(tether_daemon_group_t *g)
+{
+    conn_pool_t *cp = &pools[g->index];
+    tether_conn_t *c = NULL;
+
+    apr_thread_mutex_lock(cp->lock);
+    if (cp->nidle > 0) {
+        c = cp->idle[--cp->nidle];
+    }
+    apr_thread_mutex_unlock(cp->lock);
+    return c;
+}
+
+static void pool_put(tether_daemon_group_t *g, tether_conn_t *c)
+{
+    conn_pool_t *cp = &pools[g->index];
+
+    apr_thread_mutex_lock(cp->lock);
+    if (cp->nidle == cp->cap) {
+        int cap = cp->cap ? cp->cap * 2 : 16;
+        tether_conn_t **idle = realloc(cp->idle, sizeof(*idle) * cap);
+
+        if (!idle) {
+            apr_thread_mutex_unlock(cp->lock);
+            tether_conn_close(c);
+            return;
+        }
+        cp->idle = idle;
+        cp->cap = cap;
+    }
+    cp->idle[cp->nidle++] = c;
+    apr_thread_mutex_unlock(cp->lock);
+}
+
+static apr_interval_time_t socket_timeout(request_rec *r,
+                                          tether_daemon_group_t *g)
+{
+    return g->socket_timeout ? g->socket_timeout : r->server->timeout;
+}
+
+/*
+ * A new connection to the group's socket, retrying with back-off while
+ * the daemons are not there or their backlog is full, up to
+ * connect-timeout.
+ */
+static tether_conn_t *connect_daemon(request_rec *r,
+                                     tether_daemon_group_t *g,
+                                     apr_status_t *why)
+{
+    apr_time_t deadline = apr_time_now() + (g->connect_timeout
+                                            ? g->connect_timeout
+                                            : apr_time_from_sec(15));
+    apr_interval_time_t pause = apr_time_from_msec(5);
+    apr_status_t rv;
+    int fd;
+
+    for (;;) {
+        rv = tether_conn_connect(g->socket_path, &fd);
+        if (rv == APR_SUCCESS) {
+            tether_conn_t *c = tether_conn_new(fd, socket_timeout(r, g));
+
+            if (!c) {
+                close(fd);
+                *why = APR_ENOMEM;
+            }
+            return c;
+        }
+        *why = rv;
+        if (apr_time_now() + pause > deadline
+            || !(rv == ECONNREFUSED || rv == ENOENT || rv == EAGAIN
+                 || rv == ECONNRESET)) {
+            return NULL;
+        }
+        apr_sleep(pause);
+        if (pause < apr_time_from_msec(500)) {
+            pause *= 2;
+        }
+    }
+}
+
+/* REQ_HEAD: the environ strings as a pair list. */
+static apr_status_t send_head(request_rec *r, tether_conn_t *c,
+                              apr_table_t *env)
+{
+    const apr_array_header_t *arr = apr_table_elts(env);
+    const apr_table_entry_t *elts = (const apr_table_entry_t *)arr->elts;
+    tether_wire_pair_t *pairs;
+    unsigned char *buf;
+    apr_size_t size, n = 0;
+    int i;
+
+    pairs = apr_palloc(r->pool, sizeof(*pairs) * (arr->nelts + 1));
+    for (i = 0; i < arr->nelts; i++) {
+        if (!elts[i].key || !elts[i].val) {
+            continue;
+        }
+        pairs[n].key = elts[i].key;
+        pairs[n].key_len = (uint32_t)strlen(elts[i].key);
+        pairs[n].value = elts[i].val;
+        pairs[n].value_len = (uint32_t)strlen(elts[i].val);
+        n++;
+    }
+    size = tether_wire_pairs_size(pairs, n);
+    if (size == 0) {
+        return APR_ENOSPC;
+    }
+    buf = apr_palloc(r->pool, size);
+    tether_wire_pairs_encode(buf, size, pairs, n);
+    return tether_conn_send(c, TETHER_WIRE_REQ_HEAD, 0, buf, size);
+}
+
+/*
+ * Answers BODY_WANT with exactly one frame: REQ_BODY with up to `want`
+ * bytes from the client, REQ_END at the end of the body, or REQ_ABORT.
+ */
+static apr_status_t send_body(request_rec *r, tether_conn_t *c,
+                              apr_bucket_brigade *bb, char **buf,
+                              apr_size_t want, int *body_done)
+{
+    apr_size_t len = 0;
+    apr_status_t rv;
+    apr_bucket *e;
+
+    if (*body_done) {
+        return tether_conn_send(c, TETHER_WIRE_REQ_END, 0, NULL, 0);
+    }
+    if (want > CLIENT_READ_MAX) {
+        want = CLIENT_READ_MAX;
+    }
+    if (want == 0) {
+        want = 1;
+    }
+    rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                        APR_BLOCK_READ, (apr_off_t)want);
+    if (rv != APR_SUCCESS) {
+        apr_brigade_cleanup(bb);
+        *body_done = 1;
+        r->connection->keepalive = AP_CONN_CLOSE;
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, TETHER_LOGNO(0501)
+                      "reading the request body for the daemon failed");
+        return tether_conn_send(c, TETHER_WIRE_REQ_ABORT, 0, NULL, 0);
+    }
+    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
+         e = APR_BUCKET_NEXT(e)) {
+        if (APR_BUCKET_IS_EOS(e)) {
+            *body_done = 1;
+            break;
+        }
+    }
+    if (!*buf) {
+        *buf = apr_palloc(r->pool, CLIENT_READ_MAX);
+    }
+    len = CLIENT_READ_MAX;
+    rv = apr_brigade_flatten(bb, *buf, &len);
+    apr_brigade_cleanup(bb);
+    if (rv != APR_SUCCESS) {
+        *body_done = 1;
+        return tether_conn_send(c, TETHER_WIRE_REQ_ABORT, 0, NULL, 0);
+    }
+    if (len == 0) {
+        /* No data: the body ended (the daemon learns it now). */
+        *body_done = 1;
+        return tether_conn_send(c, TETHER_WIRE_REQ_END, 0, NULL, 0);
+    }
+    /* With data, an end seen alongside is told on the next BODY_WANT. */
+    return tether_conn_send(c, TETHER_WIRE_REQ_BODY, 0, *buf, len);
+}
+
+/* Applies RESP_HEAD to r.  Returns OK or an HTTP status. */
+static int apply_head(request_rec *r, tether_daemon_group_t *g,
+                      const unsigned char *buf, apr_size_t len)
+{
+    tether_wire_pair_t *pairs;
+    apr_size_t n, i;
+    const char *status_line;
+
+    if (tether_wire_pairs_decode(buf, len, NULL, 0, &n) != TETHER_WIRE_OK
+        || n == 0) {
+        return HTTP_BAD_GATEWAY;
+    }
+    pairs = apr_palloc(r->pool, sizeof(*pairs) * n);
+    if (tether_wire_pairs_decode(buf, len, pairs, n, &n) != TETHER_WIRE_OK
+        || pairs[0].key_len != 7 || memcmp(pairs[0].key, ":status", 7)) {
+        return HTTP_BAD_GATEWAY;
+    }
+    status_line = apr_pstrmemdup(r->pool, pairs[0].value,
+                                 pairs[0].value_len);
+    r->status = atoi(status_line);
+    if (r->status < 100 || r->status > 999) {
+        return HTTP_BAD_GATEWAY;
+    }
+    r->status_line = status_line;
+    for (i = 1; i < n; i++) {
+        const char *k = apr_pstrmemdup(r->pool, pairs[i].key,
+                                       pairs[i].key_len);
+        const char *v = apr_pstrmemdup(r->pool, pairs[i].value,
+                                       pairs[i].value_len);
+
+        if (!strcasecmp(k, "Content-Type")) {
+            ap_set_content_type(r, v);
+        }
+        else if (!strcasecmp(k, "Content-Length")) {
+            apr_off_t cl;
+            char *end;
+
+            if (apr_strtoff(&cl, v, &end, 10) != APR_SUCCESS || *end
+                || cl < 0) {
+                return HTTP_BAD_GATEWAY;
+            }
+            ap_set_content_length(r, cl);
+        }
+        else {
+            apr_table_addn(r->headers_out, k, v);
+        }
+    }
+    return OK;
+}
+
+/* Cuts the client's response short so it can tell it is incomplete. */
+static void abort_client(request_rec *r, apr_bucket_brigade *out)
+{
+    conn_rec *c = r->connection;
+
+    /* Body already relayed goes out first: an error bucket in the same
+     * brigade as the first data would become an error page instead. */
+    if (!APR_BRIGADE_EMPTY(out)) {
+        APR_BRIGADE_INSERT_TAIL(out, apr_bucket_flush_create(
+                                    c->bucket_alloc));
+        ap_pass_brigade(r->output_filters, out);
+        apr_brigade_cleanup(out);
+    }
+    c->keepalive = AP_CONN_CLOSE;
+    APR_BRIGADE_INSERT_TAIL(out, ap_bucket_error_create(HTTP_BAD_GATEWAY,
+                                                        NULL, r->pool,
+                                                        c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(out, apr_bucket_eos_create(c->bucket_alloc));
+    ap_pass_brigade(r->output_filters, out);
+}
+
+static apr_status_t close_fd(void *data)
+{
+    close((int)(apr_uintptr_t)data);
+    return APR_SUCCESS;
+}
+
+/* What one exchange with the daemon ended in. */
+typedef enum {
+    X_DONE,             /* response relayed; connection reusable */
+    X_DONE_CLOSE,       /* response relayed; close the connection */
+    X_STATUS,           /* nothing sent to the client; return *status */
+    X_RETRY,            /* reused connection was dead: try a new one */
+    X_ABORTED           /* response cut short; connection unusable */
+} exchange_t;
+
+static const char *status_text(apr_status_t rv)
+{
+    static __thread char buf[120];
+
+    return apr_strerror(rv, buf, sizeof(buf));
+}
+
+/* Passes the gathered response data on; flushes when nothing more is
+ * waiting on the daemon connection. */
+static apr_status_t relay(request_rec *r, tether_conn_t *c,
+                          apr_bucket_brigade *out, apr_size_t *batched)
+{
+    apr_status_t rv;
+
+    if (!tether_conn_pending(c) || *batched >= RELAY_BATCH) {
+        APR_BRIGADE_INSERT_TAIL(out, apr_bucket_flush_create(
+                                    r->connection->bucket_alloc));
+        rv = ap_pass_brigade(r->output_filters, out);
+        apr_brigade_cleanup(out);
+        *batched = 0;
+        return rv;
+    }
+    return APR_SUCCESS;
+}
+
+static exchange_t exchange(request_rec *r, tether_request_t *req,
+                           tether_daemon_group_t *g, tether_conn_t *c,
+                           int reused, int *status)
+{
+    conn_rec *cc = r->connection;
+    apr_bucket_alloc_t *ba = cc->bucket_alloc;
+    apr_bucket_brigade *in = apr_brigade_create(r->pool, ba);
+    apr_bucket_brigade *out = apr_brigade_create(r->pool, ba);
+    apr_size_t batched = 0;
+    char *body_buf = NULL;
+    int body_done = 0, body_asked = 0, head_seen = 0;
+    tether_wire_header_t h;
+    apr_status_t rv;
+
+    rv = send_head(r, c, req->environ);
+    for (;;) {
+        if (rv == APR_SUCCESS) {
+            rv = tether_conn_read_header(c, &h);
+        }
+        if (rv != APR_SUCCESS) {
+            break;
+        }
+        switch (h.type) {
+        case TETHER_WIRE_BODY_WANT: {
+            unsigned char raw[TETHER_WIRE_BODY_WANT_SIZE];
+            uint32_t want = 0;
+
+            body_asked = 1;
+            rv = tether_conn_read(c, raw, sizeof(raw));
+            if (rv == APR_SUCCESS
+                && tether_wire_body_want_decode(raw, sizeof(raw), &want)
+                   != TETHER_WIRE_OK) {
+                rv = APR_EGENERAL;
+            }
+            if (rv == APR_SUCCESS) {
+                rv = send_body(r, c, in, &body_buf, want, &body_done);
+            }
+            continue;
+        }
+        case TETHER_WIRE_RESP_HEAD: {
+            unsigned char *buf;
+            int st;
+
+            if (head_seen) {
+                rv = APR_EGENERAL;
+                break;
+            }
+            if (g->header_buffer_size > 0
+                && h.length > (uint32_t)g->header_buffer_size) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                              TETHER_LOGNO(0502) "Response headers of %u "
+                              "bytes from daemon group '%s' (socket %s) "
+                              "exceed header-buffer-size=%d; raise that "
+                              "option of WSGIDaemonProcess", h.length,
+                              g->name, g->socket_path,
+                              g->header_buffer_size);
+                *status = HTTP_BAD_GATEWAY;
+                return X_ABORTED;
+            }
+            buf = apr_palloc(r->pool, h.length ? h.length : 1);
+            if ((rv = tether_conn_read(c, buf, h.length)) != APR_SUCCESS) {
+                break;
+            }
+            if ((st = apply_head(r, g, buf, h.length)) != OK) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                              TETHER_LOGNO(0503) "Malformed response head "
+                              "from daemon group '%s' (socket %s)",
+                              g->name, g->socket_path);
+                *status = st;
+                return X_ABORTED;
+            }
+            head_seen = 1;
+            continue;
+        }
+        case TETHER_WIRE_RESP_BODY: {
+            char *data;
+            apr_bucket *e;
+
+            if (!head_seen) {
+                rv = APR_EGENERAL;
+                break;
+            }
+            if (h.length == 0) {
+                continue;
+            }
+            data = apr_bucket_alloc(h.length, ba);
+            if (!data) {
+                rv = APR_ENOMEM;
+                break;
+            }
+            if ((rv = tether_conn_read(c, data, h.length)) != APR_SUCCESS) {
+                apr_bucket_free(data);
+                break;
+            }
+            e = apr_bucket_heap_create(data, h.length, apr_bucket_free, ba);
+            APR_BRIGADE_INSERT_TAIL(out, e);
+            batched += h.length;
+            if ((rv = relay(r, c, out, &batched)) != APR_SUCCESS) {
+                /* The client went away: the daemon is mid-response, so
+                 * this connection cannot be reused. */
+                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
+                              TETHER_LOGNO(0504) "client gone while "
+                              "relaying the response of daemon group '%s'",
+                              g->name);
+                return X_ABORTED;
+            }
+            continue;
+        }
+        case TETHER_WIRE_RESP_FILE: {
+            unsigned char raw[TETHER_WIRE_RESP_FILE_SIZE];
+            uint64_t off, len;
+            apr_file_t *file;
+            int fd;
+
+            if (!head_seen
+                || (rv = tether_conn_read(c, raw, sizeof(raw)))
+                   != APR_SUCCESS
+                || tether_wire_resp_file_decode(raw, sizeof(raw), &off,
+                                                &len) != TETHER_WIRE_OK
+                || (fd = tether_conn_take_fd(c)) < 0) {
+                rv = rv == APR_SUCCESS ? APR_EGENERAL : rv;
+                break;
+            }
+            apr_pool_cleanup_register(r->pool, (void *)(apr_uintptr_t)fd,
+                                      close_fd, apr_pool_cleanup_null);
+            apr_os_file_put(&file, &fd, APR_FOPEN_READ
+                            | APR_FOPEN_SENDFILE_ENABLED, r->pool);
+            apr_brigade_insert_file(out, file, (apr_off_t)off,
+                                    (apr_off_t)len, r->pool);
+            batched += RELAY_BATCH;
+            if ((rv = relay(r, c, out, &batched)) != APR_SUCCESS) {
+                return X_ABORTED;
+            }
+            continue;
+        }
+        case TETHER_WIRE_RESP_END:
+            if (!head_seen) {
+                rv = APR_EGENERAL;
+                break;
+            }
+            APR_BRIGADE_INSERT_TAIL(out, apr_bucket_eos_create(ba));
+            ap_pass_brigade(r->output_filters, out);
+            return (h.flags & TETHER_WIRE_FLAG_CLOSE) ? X_DONE_CLOSE
+                                                      : X_DONE;
+        case TETHER_WIRE_RESP_ABORT: {
+            char *why = apr_palloc(r->pool, h.length + 1);
+
+            if ((rv = tether_conn_read(c, why, h.length)) != APR_SUCCESS) {
+                break;
+            }
+            why[h.length] = '\0';
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          TETHER_LOGNO(0505) "daemon group '%s' cut its "
+                          "response short (%s); closing the client "
+                          "connection", g->name, why);
+            if (!head_seen) {
+                *status = HTTP_BAD_GATEWAY;
+                return (h.flags & TETHER_WIRE_FLAG_CLOSE) ? X_ABORTED
+                                                          : X_STATUS;
+            }
+            abort_client(r, out);
+            return (h.flags & TETHER_WIRE_FLAG_CLOSE) ? X_ABORTED
+                                                      : X_DONE;
+        }
+        case TETHER_WIRE_RESP_ERROR: {
+            unsigned char *buf = apr_palloc(r->pool, h.length);
+            uint16_t st;
+            const char *msg;
+            apr_size_t mlen;
+
+            if ((rv = tether_conn_read(c, buf, h.length)) != APR_SUCCESS) {
+                break;
+            }
+            if (head_seen || tether_wire_resp_error_decode(
+                    buf, h.length, &st, &msg, &mlen) != TETHER_WIRE_OK) {
+                rv = APR_EGENERAL;
+                break;
+            }
+            if (mlen) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                              TETHER_LOGNO(0506) "daemon group '%s': %.*s",
+                              g->name, (int)mlen, msg);
+            }
+            *status = st;
+            return (h.flags & TETHER_WIRE_FLAG_CLOSE) ? X_ABORTED
+                                                      : X_STATUS;
+        }
+        default:
+            rv = APR_EGENERAL;
+            break;
+        }
+        break;
+    }
+
+    /* The connection failed. */
+    if (!head_seen && reused && !body_asked
+        && (rv == APR_EOF || rv == APR_ECONNRESET || rv == EPIPE)) {
+        return X_RETRY;
+    }
+    if (head_seen) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      TETHER_LOGNO(0507) "daemon group '%s' (socket %s) "
+                      "failed in the middle of the response: %s",
+                      g->name, g->socket_path,
+                      APR_STATUS_IS_TIMEUP(rv) ? "socket-timeout expired"
+                      : rv == APR_EGENERAL ? "protocol error"
+                      : "daemon process died or closed the connection");
+        abort_client(r, out);
+        return X_ABORTED;
+    }
+    if (APR_STATUS_IS_TIMEUP(rv)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      TETHER_LOGNO(0508) "Timeout waiting for the response "
+                      "of daemon group '%s' (socket %s): socket-timeout "
+                      "of %" APR_TIME_T_FMT "s expired", g->name,
+                      g->socket_path,
+                      apr_time_sec(socket_timeout(r, g)));
+        *status = HTTP_GATEWAY_TIME_OUT;
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      TETHER_LOGNO(0509) "Daemon process of group '%s' "
+                      "(socket %s) %s before sending response headers",
+                      g->name, g->socket_path,
+                      rv == APR_EGENERAL ? "broke the protocol"
+                      : "died or closed the connection");
+        *status = HTTP_BAD_GATEWAY;
+    }
+    return X_ABORTED;
+}
+
+int tether_client_run(request_rec *r, tether_request_t *req,
+                      tether_daemon_group_t *g)
+{
+    int attempt, status = OK;
+
+    if (!g->socket_path) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      TETHER_LOGNO(0510) "Daemon group '%s' has no socket "
+                      "(its processes were not started)", g->name);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    apr_table_setn(req->environ, "mod_wsgi.queue_start",
+                   apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
+                                apr_time_now()));
+    for (attempt = 0; attempt < 2; attempt++) {
+        tether_conn_t *c = attempt == 0 ? pool_get(g) : NULL;
+        int reused = c != NULL;
+        apr_status_t why = APR_SUCCESS;
+
+        if (!c && !(c = connect_daemon(r, g, &why))) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, why, r,
+                          TETHER_LOGNO(0511) "Unable to connect to daemon "
+                          "group '%s' on socket %s within connect-timeout "
+                          "(%s)", g->name, g->socket_path,
+                          why == EAGAIN ? "listen backlog full"
+                          : status_text(why));
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        c->timeout = socket_timeout(r, g);
+        switch (exchange(r, req, g, c, reused, &status)) {
+        case X_DONE:
+            pool_put(g, c);
+            return OK;
+        case X_STATUS:
+            pool_put(g, c);
+            return status;
+        case X_DONE_CLOSE:
+            tether_conn_close(c);
+            return OK;
+        case X_RETRY:
+            tether_conn_close(c);
+            /* A connection that a recycled daemon closed while idle:
+             * it never saw the request, so try a fresh one. */
+            while ((c = pool_get(g)) != NULL) {
+                tether_conn_close(c);
+            }
+            continue;
+        case X_ABORTED:
+            tether_conn_close(c);
+            return status == OK ? OK : status;
+        }
+    }
+    return HTTP_BAD_GATEWAY;
+}
+
+void tether_client_register_hooks(apr_pool_t *p)
+{
+    ap_hook_child_init(tether_client_child_init, NULL, NULL,
+                       APR_HOOK_MIDDLE);
+}

@@ -1,0 +1,442 @@
+"""Daemon mode end to end: the same environ as embedded mode, the transport's
+failure kinds, recycling and restarts under load, timeouts, and who may
+connect to a daemon's socket."""
+
+import concurrent.futures
+import glob
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+import harness
+
+D = "@APPS@/daemon"
+
+
+def _group_pids(server, name):
+    """Pids of the daemon processes of group `name` (children of httpd)."""
+    pids = []
+    for pid in server.children():
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if b"(wsgi:%s)" % name.encode() in f.read():
+                    pids.append(pid)
+        except OSError:
+            pass
+    return sorted(pids)
+
+
+def _socket_paths(server):
+    return glob.glob(os.path.join(server.root, "run", "wsgi.*.sock"))
+
+
+# --- the same environ in both modes -----------------------------------------
+
+ENVIRON_CONFIG = f"""
+AllowEncodedSlashes NoDecode
+WSGIDaemonProcess envgrp processes=2 threads=10 display-name=%{{GROUP}}
+WSGIScriptAlias /app {D}/environ_dump.wsgi application-group=shared
+<Location /app>
+    WSGIChunkedRequest On
+    WSGIPassAuthorization On
+</Location>
+<If "%{{HTTP:X-Tether-Mode}} == 'daemon'">
+    WSGIProcessGroup envgrp
+</If>
+"""
+
+# Keys that differ between two requests whatever the mode, or that name the
+# process group (the issue allows those to differ).
+VARYING = {"REMOTE_PORT", "mod_wsgi.request_id", "tether.request_id",
+           "mod_wsgi.request_start", "tether.request_start",
+           "mod_wsgi.script_start", "tether.script_start",
+           "mod_wsgi.queue_start", "UNIQUE_ID"}
+GROUP_KEYS = {"mod_wsgi.process_group", "tether.process_group",
+              "HTTP_X_TETHER_MODE"}
+
+MATRIX = [
+    ("GET", "/app", [], None),
+    ("GET", "/app/plain/path", [], None),
+    ("GET", "/app//double//slashes///x", [], None),
+    ("GET", "/app/enc%2Fslash/%41%20b?q=1&r=%2F%20&empty=", [], None),
+    ("GET", "/app/x?only-query", [("Cookie", "a=1; b=2"),
+                                  ("Accept-Language", "en, fr;q=0.5"),
+                                  ("X-Custom", "v1"), ("X_Under", "drop"),
+                                  ("Authorization", "Basic dTpw")], None),
+    ("HEAD", "/app/head", [], None),
+    ("POST", "/app/form", [("Content-Type",
+                            "application/x-www-form-urlencoded")],
+     b"a=1&b=%20two"),
+    ("POST", "/app/empty", [("Content-Type", "text/plain")], b""),
+    ("PUT", "/app/put", [("Content-Type", "application/octet-stream")],
+     os.urandom(70000)),
+    ("POST", "/app/chunked", [("Transfer-Encoding", "chunked")],
+     harness.encode_chunked([b"abc", b"", b"defgh" * 1000])),
+]
+
+
+def _environ(server, method, path, headers, body, mode):
+    hdrs = list(headers) + [("X-Tether-Mode", mode)]
+    if body is not None and not any(k == "Transfer-Encoding" for k, _ in hdrs):
+        hdrs.append(("Content-Length", str(len(body))))
+    resp = server.raw_request(method, path, headers=hdrs, body=body or b"")
+    assert resp.status == 200, resp
+    if method == "HEAD":
+        # No body comes back: ask for the same thing as GET to compare.
+        return None
+    body = resp.body
+    if resp.header("Transfer-Encoding") == "chunked":
+        body, complete = harness.decode_chunked(body)
+        assert complete
+    return json.loads(body)
+
+
+class TestSameEnviron:
+    @pytest.fixture(scope="class")
+    @classmethod
+    def server(cls, httpd_env):
+        with httpd_env.server(ENVIRON_CONFIG, name="daemon-environ") as srv:
+            yield srv
+
+    @pytest.mark.parametrize("method,path,headers,body", MATRIX,
+                             ids=["%s %s" % (m[0], m[1]) for m in MATRIX])
+    def test_daemon_environ_matches_embedded(self, server, method, path,
+                                             headers, body):
+        embedded = _environ(server, method, path, headers, body, "embedded")
+        daemon = _environ(server, method, path, headers, body, "daemon")
+        if method == "HEAD":
+            return
+        assert embedded["mod_wsgi.process_group"] == ""
+        assert daemon["mod_wsgi.process_group"] == "envgrp"
+        skip = VARYING | GROUP_KEYS
+        e = {k: v for k, v in embedded.items() if k not in skip}
+        d = {k: v for k, v in daemon.items() if k not in skip}
+        assert sorted(e) == sorted(d), \
+            "keys only in embedded: %s; only in daemon: %s" % (
+                sorted(set(e) - set(d)), sorted(set(d) - set(e)))
+        for key in e:
+            assert e[key] == d[key], key
+
+    def test_daemon_head_served_without_body(self, server):
+        for mode in ("embedded", "daemon"):
+            resp = server.raw_request("HEAD", "/app/h",
+                                      headers=[("X-Tether-Mode", mode)])
+            assert resp.status == 200
+            assert resp.body == b""
+            assert int(resp.header("Content-Length")) > 0
+
+    def test_daemon_requests_run_in_daemon_processes(self, server):
+        pids = _group_pids(server, "envgrp")
+        assert len(pids) == 2
+        seen = set()
+        for _ in range(10):
+            resp = server.raw_request("GET", "/app/pid",
+                                      headers=[("X-Tether-Mode", "daemon")])
+            seen.add(json.loads(resp.body)["_body_length"])
+        log = server.error_log()
+        assert "TETHER0600: daemon process" in log
+
+
+# --- failures ------------------------------------------------------------------
+
+FAILURE_CONFIG = f"""
+WSGIDaemonProcess fail processes=1 threads=4 display-name=%{{GROUP}} socket-timeout=2
+WSGIDaemonProcess small processes=1 threads=2 display-name=%{{GROUP}} header-buffer-size=8192
+WSGIScriptAlias /f {D}/behaviours.wsgi process-group=fail application-group=%{{GLOBAL}}
+WSGIScriptAlias /s {D}/behaviours.wsgi process-group=small application-group=%{{GLOBAL}}
+"""
+
+
+class TestFailureKinds:
+    @pytest.fixture(scope="class")
+    @classmethod
+    def server(cls, httpd_env):
+        with httpd_env.server(FAILURE_CONFIG, name="daemon-fail") as srv:
+            yield srv
+
+    def _wait_group(self, server, name, count=1):
+        return harness.wait_for(lambda: len(_group_pids(server, name)) >= count
+                                and _group_pids(server, name),
+                                what="daemon group %s" % name)
+
+    def test_daemon_died_before_headers_is_502_naming_group(self, server):
+        self._wait_group(server, "fail")
+        mark = server.log_mark()
+        resp = server.get("/f/die-before-headers")
+        assert resp.status == 502
+        line = server.wait_for_log(r".*TETHER0509: Daemon process of group "
+                                   r"'fail' \(socket [^)]+\) died.*",
+                                   since=mark).group(0)
+        assert ".sock" in line
+        # The parent notices the death and says which signal it was.
+        server.wait_for_log(r"(?i)signal 9|SIGKILL|killed", since=mark)
+        # Respawned: later requests succeed.
+        harness.wait_for(lambda: server.get("/f/pid").status == 200,
+                         what="a respawned daemon")
+
+    def test_daemon_died_mid_body_chunked_client_sees_truncation(self, server):
+        self._wait_group(server, "fail")
+        resp = server.raw_request("GET", "/f/die-mid-body")
+        assert resp.status == 200
+        assert resp.header("Transfer-Encoding") == "chunked"
+        body, complete = harness.decode_chunked(resp.body)
+        assert body.startswith(b"first chunk")
+        assert not complete, "a broken response was presented as complete"
+
+    def test_daemon_died_mid_body_content_length_is_short(self, server):
+        harness.wait_for(lambda: server.get("/f/pid").status == 200,
+                         what="a respawned daemon")
+        conn = server.http()
+        try:
+            conn.request("GET", "/f/die-mid-body-cl")
+            resp = conn.getresponse()
+            assert resp.status == 200
+            with pytest.raises(http.client.IncompleteRead):
+                resp.read()
+        finally:
+            conn.close()
+
+    def test_daemon_header_over_buffer_size_is_502_naming_option(self, server):
+        self._wait_group(server, "small")
+        mark = server.log_mark()
+        assert server.get("/s/big-header").status == 502
+        server.wait_for_log(r"TETHER0502: .*daemon group 'small'.*exceed "
+                            r"header-buffer-size=8192", since=mark)
+
+    def test_daemon_socket_timeout_is_504(self, server):
+        harness.wait_for(lambda: server.get("/f/pid").status == 200,
+                         what="a respawned daemon")
+        mark = server.log_mark()
+        assert server.get("/f/sleep?4").status == 504
+        server.wait_for_log(r"TETHER0508: Timeout waiting for the response "
+                            r"of daemon group 'fail'.*socket-timeout",
+                            since=mark)
+
+    def test_daemon_app_exception_is_500_with_traceback(self, server):
+        harness.wait_for(lambda: server.get("/f/pid").status == 200,
+                         what="a respawned daemon")
+        mark = server.log_mark()
+        assert server.get("/f/raise").status == 500
+        server.wait_for_log(r"TETHER0302: RuntimeError: daemon boom",
+                            since=mark)
+        # The process lives on.
+        assert server.get("/f/pid").status == 200
+
+
+STOPPED_CONFIG = f"""
+WSGIDaemonProcess stopped processes=1 threads=1 display-name=%{{GROUP}} listen-backlog=1 connect-timeout=1 socket-timeout=3
+WSGIScriptAlias /t {D}/behaviours.wsgi process-group=stopped application-group=%{{GLOBAL}}
+"""
+
+
+def test_daemon_backlog_full_is_503_and_queue_is_504(httpd_env):
+    with httpd_env.server(STOPPED_CONFIG, name="daemon-stopped") as server:
+        pid = harness.wait_for(lambda: _group_pids(server, "stopped"),
+                               what="the daemon")[0]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            mark = server.log_mark()
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                statuses = list(pool.map(lambda _: server.get("/t/pid").status,
+                                         range(8)))
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert set(statuses) <= {503, 504}, statuses
+        assert 503 in statuses, statuses
+        server.wait_for_log(r"TETHER0511: Unable to connect to daemon group "
+                            r"'stopped' on socket \S+ within connect-timeout "
+                            r"\(listen backlog full\)", since=mark)
+        harness.wait_for(lambda: server.get("/t/pid").status == 200,
+                         what="the daemon to serve again")
+
+
+# --- timeouts and recycling ----------------------------------------------------
+
+TIMEOUT_CONFIG = f"""
+WSGIDaemonProcess slow processes=1 threads=3 display-name=%{{GROUP}} request-timeout=2 graceful-timeout=5
+WSGIDaemonProcess idle processes=1 threads=2 display-name=%{{GROUP}} inactivity-timeout=1
+WSGIDaemonProcess queued processes=1 threads=1 display-name=%{{GROUP}} queue-timeout=1 socket-timeout=30
+WSGIScriptAlias /slow {D}/behaviours.wsgi process-group=slow application-group=%{{GLOBAL}}
+WSGIScriptAlias /idle {D}/behaviours.wsgi process-group=idle application-group=%{{GLOBAL}}
+WSGIScriptAlias /queued {D}/behaviours.wsgi process-group=queued application-group=%{{GLOBAL}}
+"""
+
+
+class TestTimeouts:
+    @pytest.fixture(scope="class")
+    @classmethod
+    def server(cls, httpd_env):
+        with httpd_env.server(TIMEOUT_CONFIG, name="daemon-timeouts") as srv:
+            yield srv
+
+    def test_daemon_request_timeout_fails_only_stuck_request(self, server):
+        harness.wait_for(lambda: server.get("/slow/pid").status == 200,
+                         what="group slow")
+        mark = server.log_mark()
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            stuck = pool.submit(server.get, "/slow/sleep?30")
+            time.sleep(0.3)
+            # Another request of the same process completes meanwhile.
+            ok = server.get("/slow/sleep?0.5")
+            assert ok.status == 200 and ok.body == b"slept 0.5"
+            assert stuck.result(timeout=20).status == 504
+        server.wait_for_log(r"TETHER0604: daemon group 'slow' .*request-timeout",
+                            since=mark)
+        # The stuck thread's Python stack is in the log.
+        server.wait_for_log(r"TETHER0605: .*time\.sleep\(seconds\)", since=mark)
+        harness.wait_for(lambda: server.get("/slow/pid").status == 200,
+                         what="the recycled group")
+
+    def test_daemon_inactivity_timeout_recycles_idle_process(self, server):
+        first = int(server.get("/idle/pid").body)
+        mark = server.log_mark()
+        server.wait_for_log(r"TETHER0606: daemon process %d of group 'idle' "
+                            r"exits \(inactivity-timeout reached" % first,
+                            since=mark)
+        second = harness.wait_for(
+            lambda: (lambda r: r.status == 200 and int(r.body))(
+                server.get("/idle/pid")), what="a new idle daemon")
+        assert second != first
+
+    def test_daemon_queue_timeout_is_504(self, server):
+        harness.wait_for(lambda: server.get("/queued/pid").status == 200,
+                         what="group queued")
+        mark = server.log_mark()
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            busy = pool.submit(server.get, "/queued/sleep?3")
+            time.sleep(0.3)
+            waited = server.get("/queued/pid")
+            assert busy.result(timeout=20).status == 200
+        assert waited.status == 504
+        server.wait_for_log(r"TETHER0602: Queue timeout expired for WSGI "
+                            r"daemon group 'queued'", since=mark)
+
+
+def _load(server, path, seconds, workers=8):
+    """Sends requests from `workers` threads for `seconds`; statuses."""
+    end = time.monotonic() + seconds
+
+    def run():
+        out = []
+        while time.monotonic() < end:
+            try:
+                out.append(server.get(path).status)
+            except (OSError, http.client.HTTPException) as exc:
+                out.append(repr(exc))
+        return out
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(run) for _ in range(workers)]
+        return [s for f in futures for s in f.result()]
+
+
+RECYCLE_CONFIG = f"""
+WSGIDaemonProcess recycled processes=2 threads=4 display-name=%{{GROUP}} maximum-requests=50
+WSGIDaemonProcess steady processes=2 threads=4 display-name=%{{GROUP}}
+WSGIScriptAlias /r {D}/behaviours.wsgi process-group=recycled application-group=%{{GLOBAL}}
+WSGIScriptAlias /st {D}/behaviours.wsgi process-group=steady application-group=%{{GLOBAL}}
+"""
+
+
+class TestUnderLoad:
+    @pytest.fixture(scope="class")
+    @classmethod
+    def server(cls, httpd_env):
+        with httpd_env.server(RECYCLE_CONFIG, name="daemon-load") as srv:
+            yield srv
+
+    def test_daemon_maximum_requests_recycles_without_failures(self, server):
+        harness.wait_for(lambda: server.get("/r/pid").status == 200,
+                         what="group recycled")
+        before = set(_group_pids(server, "recycled"))
+        mark = server.log_mark()
+        statuses = _load(server, "/r/pid", 4)
+        assert len(statuses) > 200
+        assert set(statuses) == {200}, [s for s in statuses if s != 200][:5]
+        server.wait_for_log(r"exits \(maximum-requests reached", since=mark)
+        after = set(_group_pids(server, "recycled"))
+        assert after - before, "no daemon process was replaced"
+
+    def test_daemon_kill_9_under_load_only_in_flight_fail(self, server):
+        harness.wait_for(lambda: server.get("/st/pid").status == 200,
+                         what="group steady")
+        victim = _group_pids(server, "steady")[0]
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            load = pool.submit(_load, server, "/st/pid", 4, 6)
+            time.sleep(1)
+            os.kill(victim, signal.SIGKILL)
+            statuses = load.result()
+        failures = [s for s in statuses if s != 200]
+        # At most the requests that were inside the killed process.
+        assert len(failures) <= 4, failures
+        assert victim not in _group_pids(server, "steady")
+        after = _load(server, "/st/pid", 1, 4)
+        assert set(after) == {200}
+        harness.wait_for(lambda: len(_group_pids(server, "steady")) == 2,
+                         what="the respawned daemon")
+
+    def test_daemon_graceful_restart_under_load_without_failures(self, server):
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            load = pool.submit(_load, server, "/st/sleep?0.2", 5, 6)
+            time.sleep(1.5)
+            server.graceful()
+            statuses = load.result()
+        assert len(statuses) > 20
+        assert set(statuses) == {200}, [s for s in statuses if s != 200][:5]
+
+
+# --- the socket --------------------------------------------------------------
+
+SOCKET_CONFIG = f"""
+WSGIDaemonProcess sock processes=1 threads=2 display-name=%{{GROUP}}
+WSGIScriptAlias /k {D}/behaviours.wsgi process-group=sock application-group=%{{GLOBAL}}
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_daemon_socket_refuses_other_local_users(httpd_env):
+    with httpd_env.server(SOCKET_CONFIG, name="daemon-socket") as server:
+        assert server.get("/k/pid").status == 200
+        paths = [p for p in _socket_paths(server)]
+        if not paths:
+            paths = glob.glob("/tmp/**/wsgi.*.sock", recursive=False)
+        assert paths, "no daemon socket found under %s" % server.root
+        path = paths[0]
+        st = os.stat(path)
+        assert st.st_mode & 0o777 == 0o600
+        assert st.st_uid == server.uid
+        probe = ("import socket, sys\n"
+                 "s = socket.socket(socket.AF_UNIX)\n"
+                 "try:\n"
+                 "    s.connect(sys.argv[1])\n"
+                 "except PermissionError:\n"
+                 "    print('refused')\n"
+                 "else:\n"
+                 "    s.settimeout(5)\n"
+                 "    try:\n"
+                 "        s.sendall(b'\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x04\\x00\\x00\\x00\\x00')\n"
+                 "        print('closed' if s.recv(1) == b'' else 'answered')\n"
+                 "    except ConnectionError:\n"
+                 "        print('closed')\n")
+        out = subprocess.run([sys.executable, "-c", probe, path], user="nobody",
+                             capture_output=True, text=True, timeout=30)
+        assert out.stdout.strip() == "refused", out
+        # Even with the file opened up, the daemon checks who is calling.
+        mark = server.log_mark()
+        os.chmod(path, 0o666)
+        try:
+            out = subprocess.run([sys.executable, "-c", probe, path],
+                                 user="nobody", capture_output=True, text=True,
+                                 timeout=30)
+        finally:
+            os.chmod(path, 0o600)
+        assert out.stdout.strip() == "closed", out
+        server.wait_for_log(r"TETHER0603: daemon group 'sock': refused a "
+                            r"connection from uid \d+", since=mark)
