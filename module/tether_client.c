@@ -15,6 +15,9 @@
 #include "apr_portable.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <signal.h>
 #include <unistd.h>
 
 /* Body bytes read from the client per BODY_WANT, at most. */
@@ -289,6 +292,54 @@ static apr_status_t close_fd(void *data)
     return APR_SUCCESS;
 }
 
+/* True while `pid` exists and is not a zombie waiting to be reaped. */
+static int process_running(long pid)
+{
+    char path[64], buf[512], *s;
+    apr_size_t n;
+    FILE *f;
+
+    apr_snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if (!(f = fopen(path, "r"))) {
+        return 0;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    s = strrchr(buf, ')');
+    return s && s[1] == ' ' && s[2] != 'Z' && s[2] != 'X';
+}
+
+/*
+ * What became of the daemon process `pid` that just closed a connection:
+ * "was killed by signal 9 (Killed)" or "exited with status 1", as the
+ * Apache parent records it (it notices within about a second), or a plain
+ * description when that is not known in time.
+ */
+static const char *daemon_fate(apr_pool_t *p, long pid)
+{
+    int tries, status, signalled;
+
+    if (pid <= 0) {
+        return "died or closed the connection";
+    }
+    for (tries = 0; tries < 150; tries++) {
+        if (tether_daemon_death((pid_t)pid, &status, &signalled)) {
+            if (signalled) {
+                return apr_psprintf(p, "was killed by signal %d (%s)",
+                                    status, strsignal(status));
+            }
+            return apr_psprintf(p, "exited with status %d", status);
+        }
+        if (tries > 5 && process_running(pid)) {
+            /* Alive: it closed the connection itself. */
+            return "closed the connection";
+        }
+        apr_sleep(apr_time_from_msec(10));
+    }
+    return "died (how is not known yet)";
+}
+
 /* What one exchange with the daemon ended in. */
 typedef enum {
     X_DONE,             /* response relayed; connection reusable */
@@ -346,6 +397,18 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
             break;
         }
         switch (h.type) {
+        case TETHER_WIRE_HELLO: {
+            unsigned char raw[TETHER_WIRE_HELLO_SIZE];
+            uint32_t pid = 0;
+
+            rv = tether_conn_read(c, raw, sizeof(raw));
+            if (rv == APR_SUCCESS
+                && tether_wire_hello_decode(raw, sizeof(raw), &pid)
+                   == TETHER_WIRE_OK) {
+                c->peer_pid = (long)pid;
+            }
+            continue;
+        }
         case TETHER_WIRE_BODY_WANT: {
             unsigned char raw[TETHER_WIRE_BODY_WANT_SIZE];
             uint32_t want = 0;
@@ -524,31 +587,33 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
     }
     if (head_seen) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                      TETHER_LOGNO(0507) "daemon group '%s' (socket %s) "
-                      "failed in the middle of the response: %s",
-                      g->name, g->socket_path,
+                      TETHER_LOGNO(0507) "daemon group '%s' (socket %s, "
+                      "pid %ld) failed in the middle of the response: %s",
+                      g->name, g->socket_path, c->peer_pid,
                       APR_STATUS_IS_TIMEUP(rv) ? "socket-timeout expired"
                       : rv == APR_EGENERAL ? "protocol error"
-                      : "daemon process died or closed the connection");
+                      : apr_pstrcat(r->pool, "the daemon process ",
+                                    daemon_fate(r->pool, c->peer_pid),
+                                    NULL));
         abort_client(r, out);
         return X_ABORTED;
     }
     if (APR_STATUS_IS_TIMEUP(rv)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       TETHER_LOGNO(0508) "Timeout waiting for the response "
-                      "of daemon group '%s' (socket %s): socket-timeout "
-                      "of %" APR_TIME_T_FMT "s expired", g->name,
-                      g->socket_path,
+                      "of daemon group '%s' (socket %s, pid %ld): "
+                      "socket-timeout of %" APR_TIME_T_FMT "s expired",
+                      g->name, g->socket_path, c->peer_pid,
                       apr_time_sec(socket_timeout(r, g)));
         *status = HTTP_GATEWAY_TIME_OUT;
     }
     else {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
                       TETHER_LOGNO(0509) "Daemon process of group '%s' "
-                      "(socket %s) %s before sending response headers",
-                      g->name, g->socket_path,
+                      "(socket %s, pid %ld) %s before sending response "
+                      "headers", g->name, g->socket_path, c->peer_pid,
                       rv == APR_EGENERAL ? "broke the protocol"
-                      : "died or closed the connection");
+                      : daemon_fate(r->pool, c->peer_pid));
         *status = HTTP_BAD_GATEWAY;
     }
     return X_ABORTED;

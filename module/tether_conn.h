@@ -25,6 +25,7 @@ typedef struct {
     int nfds;
     apr_interval_time_t timeout;    /* per read/write wait; 0: none */
     int peer_closed;
+    long peer_pid;                  /* from the daemon's HELLO, or 0 */
     unsigned char *wbuf;            /* frames queued, not yet written */
     apr_size_t wlen;
 } tether_conn_t;

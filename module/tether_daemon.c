@@ -49,6 +49,8 @@
  */
 #include "tether_private.h"
 
+#include "apr_shm.h"
+
 #include "ap_listen.h"
 #include "mpm_common.h"
 #include "unixd.h"
@@ -149,6 +151,118 @@ static ap_unixd_mpm_retained_data *mpm_retained;
 static group_rt_t *groups;
 static int ngroups;
 static int generation_over;
+
+/*
+ * Shared by the parent, the daemons and Apache's children of one
+ * generation (anonymous shared memory, inherited through fork).  A daemon
+ * marks itself ready once it serves, and marks when it exits on purpose;
+ * the parent records each death.  So the parent backs off only for daemons
+ * that die before they are ready, and tells a kill from an exit status
+ * (the MPM hands it one number for both); and an Apache child whose daemon
+ * vanished can say how.
+ */
+#define DEATHS 64
+
+typedef struct {
+    volatile pid_t ready;           /* pid of the daemon that is serving */
+    volatile pid_t exiting;         /* pid of a daemon exiting on purpose */
+} shm_slot_t;
+
+typedef struct {
+    volatile pid_t pid;
+    volatile int status;            /* the MPM's number */
+    volatile int signalled;         /* 1: it was a signal */
+} shm_death_t;
+
+typedef struct {
+    volatile unsigned int next_death;
+    shm_death_t deaths[DEATHS];
+    shm_slot_t slots[1];            /* one per daemon process, all groups */
+} shm_table_t;
+
+static shm_table_t *table;
+static int *slot_base;              /* by group index: first slot's index */
+
+static shm_slot_t *table_slot(int group_index, int slot)
+{
+    return table ? &table->slots[slot_base[group_index] + slot] : NULL;
+}
+
+void tether_daemon_mark_ready(tether_daemon_group_t *g, int slot)
+{
+    shm_slot_t *ts = table_slot(g->index, slot);
+
+    if (ts) {
+        ts->ready = getpid();
+    }
+}
+
+void tether_daemon_mark_exiting(tether_daemon_group_t *g, int slot)
+{
+    shm_slot_t *ts = table_slot(g->index, slot);
+
+    if (ts) {
+        ts->exiting = getpid();
+    }
+}
+
+int tether_daemon_death(pid_t pid, int *status, int *signalled)
+{
+    unsigned int i;
+
+    if (!table) {
+        return 0;
+    }
+    for (i = 0; i < DEATHS; i++) {
+        shm_death_t *d = &table->deaths[i];
+
+        if (d->pid == pid) {
+            __sync_synchronize();
+            *status = d->status;
+            *signalled = d->signalled;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void record_death(pid_t pid, int status, int signalled)
+{
+    shm_death_t *d;
+
+    if (!table) {
+        return;
+    }
+    d = &table->deaths[table->next_death++ % DEATHS];
+    d->pid = 0;
+    __sync_synchronize();
+    d->status = status;
+    d->signalled = signalled;
+    __sync_synchronize();
+    d->pid = pid;
+}
+
+static apr_status_t make_table(apr_pool_t *pconf, apr_array_header_t *daemons)
+{
+    apr_shm_t *shm;
+    apr_status_t rv;
+    int i, total = 0;
+
+    slot_base = apr_pcalloc(pconf, sizeof(int) * daemons->nelts);
+    for (i = 0; i < daemons->nelts; i++) {
+        slot_base[i] = total;
+        total += APR_ARRAY_IDX(daemons, i, tether_daemon_group_t *)->processes;
+    }
+    rv = apr_shm_create(&shm, sizeof(shm_table_t)
+                              + sizeof(shm_slot_t) * total, NULL, pconf);
+    if (rv != APR_SUCCESS) {
+        table = NULL;
+        return rv;
+    }
+    table = apr_shm_baseaddr_get(shm);
+    memset(table, 0, apr_shm_size_get(shm));
+    return APR_SUCCESS;
+}
 
 static void daemon_child(slot_t *sl, int delay) __attribute__((noreturn));
 
@@ -409,6 +523,18 @@ static void daemon_died(slot_t *sl, pid_t pid, int status)
                      "(pid %" APR_PID_T_FMT ") exited while Apache stops "
                      "(status %d)", sl->slot, gr->g->name, pid, status);
         return;
+    }
+    {
+        shm_slot_t *ts = table_slot(gr->g->index, sl->slot);
+        int on_purpose = ts && ts->exiting == pid;
+        int was_ready = ts && ts->ready == pid;
+
+        /* Not on purpose, the MPM's number can only be a signal. */
+        record_death(pid, status, !on_purpose && status > 0 && status < 65);
+        if (was_ready) {
+            /* It served: a crash now is no start-up failure. */
+            lived = gr->quick;
+        }
     }
     if (status == 0 || lived >= gr->quick) {
         sl->backoff = 0;
@@ -762,8 +888,14 @@ static apr_status_t generation_cleanup(void *unused)
  * Inside a new daemon process, before tether_dserver_main()
  */
 
+static tether_daemon_group_t *setup_group;
+static int setup_slot;
+
 static void __attribute__((noreturn)) setup_failed(void)
 {
+    if (setup_group) {
+        tether_daemon_mark_exiting(setup_group, setup_slot);
+    }
     _exit(SETUP_FAILED);
 }
 
@@ -1168,6 +1300,8 @@ static void daemon_child(slot_t *sl, int delay)
     server_rec *s = gr->s;
     pid_t parent = retained->parent;
 
+    setup_group = g;
+    setup_slot = sl->slot;
     reset_signals();
     /* Only the parent signals daemons, with the meanings of the design:
      * not Apache's killpg() of its own children. */
@@ -1231,6 +1365,7 @@ static int daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     tether_global_conf_t *conf = tether_config_global();
     apr_array_header_t *daemons = conf ? conf->daemons : NULL;
     group_rt_t *made;
+    apr_status_t rv;
     int i, j, n;
 
     /* The first pass runs before Apache detaches: nothing forked then
@@ -1261,6 +1396,12 @@ static int daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           i) != APR_SUCCESS) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+    }
+    if ((rv = make_table(pconf, daemons)) != APR_SUCCESS) {
+        /* Not fatal: only log lines and back-off lose precision. */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     TETHER_LOGNO(0566) "No shared memory for the daemon "
+                     "table; daemon deaths will be reported less exactly");
     }
     for (i = 0; i < n; i++) {
         for (j = 0; j < made[i].g->processes; j++) {

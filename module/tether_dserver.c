@@ -79,6 +79,8 @@ typedef struct {
     apr_time_t started;
     apr_time_t last_activity;
     volatile apr_time_t gil_tick;   /* last time the GIL could be taken */
+    int app_loaded;                 /* a script loaded in this process */
+    int load_failed;                /* and one failed to */
     int stopping;                   /* 0, or why we stop */
     const char *stop_reason;
     apr_time_t stop_deadline;
@@ -548,6 +550,12 @@ static int serve(dconn_t *dc, wreq_t *w, apr_pool_t *tp,
     app = tether_interp_load_app(interp, req.script_file,
                                  req.callable_object, req.script_reloading,
                                  r, r->server);
+    if (app) {
+        ds.app_loaded = 1;
+    }
+    else {
+        ds.load_failed = 1;
+    }
     status = app ? tether_adapter_run(r, &req, app)
                  : HTTP_INTERNAL_SERVER_ERROR;
     Py_XDECREF(app);
@@ -735,6 +743,19 @@ static void accept_all(void)
             close(fd);
             continue;
         }
+        /* Tell the Apache side who we are, for its log lines. */
+        {
+            unsigned char hello[TETHER_WIRE_HELLO_SIZE];
+
+            tether_wire_hello_encode(hello, (uint32_t)getpid());
+            tether_conn_queue(dc->c, TETHER_WIRE_HELLO, 0, hello,
+                              sizeof(hello));
+            if (tether_conn_flush(dc->c) != APR_SUCCESS) {
+                tether_conn_close(dc->c);
+                free(dc);
+                continue;
+            }
+        }
         apr_thread_mutex_lock(ds.lock);
         dc->next = ds.conns;
         if (ds.conns) {
@@ -865,6 +886,10 @@ static void check_limits(apr_time_t now)
     if (g->restart_interval && now - ds.started > g->restart_interval) {
         why = "restart-interval reached";
     }
+    else if (g->startup_timeout && ds.load_failed && !ds.app_loaded
+             && now - ds.started > g->startup_timeout) {
+        why = "startup-timeout reached: the WSGI application did not load";
+    }
     else if (g->inactivity_timeout && ds.active == 0
              && now - ds.last_activity > g->inactivity_timeout) {
         why = "inactivity-timeout reached";
@@ -903,9 +928,9 @@ static void *APR_THREAD_FUNC gil_ticker(apr_thread_t *thread, void *data)
     return NULL;
 }
 
-static void start_stopping(int sig, const char *why)
+static void start_stopping(int sig, const char *why,
+                           apr_interval_time_t t)
 {
-    apr_interval_time_t t;
 
     apr_thread_mutex_lock(ds.lock);
     if (!ds.stopping || sig == SIGTERM) {
@@ -913,7 +938,6 @@ static void start_stopping(int sig, const char *why)
         ds.stop_reason = why;
     }
     apr_thread_mutex_unlock(ds.lock);
-    t = sig == SIGTERM ? ds.g->shutdown_timeout : ds.g->graceful_timeout;
     if (!ds.stop_deadline || apr_time_now() + t < ds.stop_deadline) {
         ds.stop_deadline = apr_time_now() + (t ? t : apr_time_from_sec(5));
     }
@@ -949,6 +973,7 @@ static void __attribute__((noreturn)) finish(void)
                  "served%s)", getpid(), ds.g->name,
                  ds.stop_reason ? ds.stop_reason : "stopped", ds.served,
                  busy ? ", in-flight requests cut off" : "");
+    tether_daemon_mark_exiting(ds.g, ds.slot);
     if (!busy) {
         tether_interp_stop();
     }
@@ -1022,6 +1047,7 @@ void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
         ds.gil_tick = apr_time_now();
         apr_thread_create(&thread, attr, gil_ticker, NULL, ds.pool);
     }
+    tether_daemon_mark_ready(g, slot);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                  TETHER_LOGNO(0600) "daemon process %d of group '%s' ready "
                  "(pid %" APR_PID_T_FMT ", uid %ld, %d threads, socket %s)",
@@ -1045,10 +1071,14 @@ void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
 
                 while (read(ds.sigfd, &si, sizeof(si)) == sizeof(si)) {
                     if (si.ssi_signo == SIGUSR1 || si.ssi_signo == SIGHUP) {
-                        start_stopping(SIGUSR1, "graceful stop requested");
+                        start_stopping(SIGUSR1, "graceful stop requested",
+                                       g->eviction_timeout
+                                       ? g->eviction_timeout
+                                       : g->graceful_timeout);
                     }
                     else {
-                        start_stopping(SIGTERM, "shutdown requested");
+                        start_stopping(SIGTERM, "shutdown requested",
+                                       g->shutdown_timeout);
                     }
                 }
             }
@@ -1080,13 +1110,15 @@ void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
                          "restarting the process", getpid(), g->name,
                          apr_time_sec(g->deadlock_timeout));
             /* Above 64: Apache gives some low exit codes a meaning. */
+            tether_daemon_mark_exiting(ds.g, ds.slot);
             _exit(TETHER_EXIT_DEADLOCK);
         }
         if (ds.stopping) {
             int active;
 
             if (!ds.stop_deadline) {
-                start_stopping(ds.stopping, ds.stop_reason);
+                start_stopping(ds.stopping, ds.stop_reason,
+                               g->graceful_timeout);
             }
             drain();
             apr_thread_mutex_lock(ds.lock);

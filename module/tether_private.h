@@ -111,6 +111,16 @@ void tether_config_register_hooks(apr_pool_t *p);
 
 /* ---- tether_daemon.c (parent side: spawn and supervise) -------------- */
 void tether_daemon_register_hooks(apr_pool_t *p);
+/* In a daemon: it serves now (a later death is no start-up failure). */
+void tether_daemon_mark_ready(tether_daemon_group_t *g, int slot);
+/* In a daemon: it is about to exit on purpose (recycle, stop, failure). */
+void tether_daemon_mark_exiting(tether_daemon_group_t *g, int slot);
+/*
+ * In an Apache child: how daemon `pid` of this generation died, once the
+ * parent has noticed.  Returns 1 with *status (a signal number when
+ * *signalled, else an exit status), or 0 when not (yet) known.
+ */
+int tether_daemon_death(pid_t pid, int *status, int *signalled);
 
 /* ---- tether_dserver.c (inside a daemon process) ---------------------- */
 /*

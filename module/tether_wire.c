@@ -106,6 +106,9 @@ int tether_wire_header_decode(const unsigned char in[TETHER_WIRE_HEADER_SIZE],
         case TETHER_WIRE_RESP_END:
             max = 0;
             break;
+        case TETHER_WIRE_HELLO:
+            min = max = TETHER_WIRE_HELLO_SIZE;
+            break;
         case TETHER_WIRE_BODY_WANT:
             min = max = TETHER_WIRE_BODY_WANT_SIZE;
             break;
@@ -272,6 +275,31 @@ static int exact_size(size_t len, size_t size)
     return TETHER_WIRE_OK;
 }
 
+/* The payloads that are one big-endian u32 (HELLO, BODY_WANT). */
+static int u32_payload_decode(const unsigned char *in, size_t len,
+                              uint32_t *value)
+{
+    int rc = exact_size(len, 4);
+
+    if (rc != TETHER_WIRE_OK) {
+        return rc;
+    }
+    *value = get_u32(in);
+    return TETHER_WIRE_OK;
+}
+
+void tether_wire_hello_encode(unsigned char out[TETHER_WIRE_HELLO_SIZE],
+                              uint32_t pid)
+{
+    put_u32(out, pid);
+}
+
+int tether_wire_hello_decode(const unsigned char *in, size_t len,
+                             uint32_t *pid)
+{
+    return u32_payload_decode(in, len, pid);
+}
+
 void tether_wire_body_want_encode(
     unsigned char out[TETHER_WIRE_BODY_WANT_SIZE], uint32_t want)
 {
@@ -281,13 +309,7 @@ void tether_wire_body_want_encode(
 int tether_wire_body_want_decode(const unsigned char *in, size_t len,
                                  uint32_t *want)
 {
-    int rc = exact_size(len, TETHER_WIRE_BODY_WANT_SIZE);
-
-    if (rc != TETHER_WIRE_OK) {
-        return rc;
-    }
-    *want = get_u32(in);
-    return TETHER_WIRE_OK;
+    return u32_payload_decode(in, len, want);
 }
 
 void tether_wire_resp_file_encode(

@@ -35,6 +35,7 @@ extern "C" {
 #define TETHER_WIRE_MAX_PAIRS 10000u
 
 /* Payload sizes of the fixed-layout frames. */
+#define TETHER_WIRE_HELLO_SIZE 4
 #define TETHER_WIRE_BODY_WANT_SIZE 4
 #define TETHER_WIRE_RESP_FILE_SIZE 16
 #define TETHER_WIRE_RESP_ERROR_MIN 2
@@ -45,6 +46,8 @@ typedef enum {
     TETHER_WIRE_REQ_BODY = 2,       /* A->D raw body bytes */
     TETHER_WIRE_REQ_END = 3,        /* A->D empty: body complete */
     TETHER_WIRE_REQ_ABORT = 4,      /* A->D empty: body read failed */
+    TETHER_WIRE_HELLO = 9,          /* D->A u32: the daemon's pid, sent
+                                     * once when it accepts a connection */
     TETHER_WIRE_BODY_WANT = 10,     /* D->A u32: bytes wanted now */
     TETHER_WIRE_RESP_HEAD = 11,     /* D->A pair list, ":status" first */
     TETHER_WIRE_RESP_BODY = 12,     /* D->A raw body bytes */
@@ -140,6 +143,12 @@ int tether_wire_pairs_decode(const unsigned char *in, size_t len,
                              size_t *n);
 
 /* --- fixed payloads ----------------------------------------------------- */
+
+/* HELLO: the pid of the daemon process that accepted the connection. */
+void tether_wire_hello_encode(unsigned char out[TETHER_WIRE_HELLO_SIZE],
+                              uint32_t pid);
+int tether_wire_hello_decode(const unsigned char *in, size_t len,
+                             uint32_t *pid);
 
 /* BODY_WANT: the most bytes the daemon wants in the next REQ_BODY. */
 void tether_wire_body_want_encode(

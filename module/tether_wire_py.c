@@ -314,35 +314,62 @@ static PyObject *wire_count_pairs(PyObject *self, PyObject *args)
 
 /* --- fixed payloads ---------------------------------------------------- */
 
-static PyObject *wire_encode_body_want(PyObject *self, PyObject *obj)
+/* The payloads that are one u32: HELLO and BODY_WANT. */
+static PyObject *u32_encode(PyObject *obj, const char *what,
+                            void (*encode)(unsigned char *, uint32_t))
 {
-    unsigned long long want;
-    unsigned char out[TETHER_WIRE_BODY_WANT_SIZE];
+    unsigned long long value;
+    unsigned char out[4];
 
-    (void)self;
-    if (wire_uint(obj, 0xffffffffULL, "want", &want) < 0) {
+    if (wire_uint(obj, 0xffffffffULL, what, &value) < 0) {
         return NULL;
     }
-    tether_wire_body_want_encode(out, (uint32_t)want);
+    encode(out, (uint32_t)value);
     return PyBytes_FromStringAndSize((const char *)out, sizeof(out));
 }
 
-static PyObject *wire_decode_body_want(PyObject *self, PyObject *args)
+static PyObject *u32_decode(PyObject *args, const char *format,
+                            int (*decode)(const unsigned char *, size_t,
+                                          uint32_t *))
 {
     Py_buffer buf;
-    uint32_t want = 0;
+    uint32_t value = 0;
     int rc;
 
-    (void)self;
-    if (!PyArg_ParseTuple(args, "y*:decode_body_want", &buf)) {
+    if (!PyArg_ParseTuple(args, format, &buf)) {
         return NULL;
     }
-    rc = tether_wire_body_want_decode(buf.buf, (size_t)buf.len, &want);
+    rc = decode(buf.buf, (size_t)buf.len, &value);
     PyBuffer_Release(&buf);
     if (rc != TETHER_WIRE_OK) {
         return wire_error(rc);
     }
-    return PyLong_FromUnsignedLong(want);
+    return PyLong_FromUnsignedLong(value);
+}
+
+static PyObject *wire_encode_body_want(PyObject *self, PyObject *obj)
+{
+    (void)self;
+    return u32_encode(obj, "want", tether_wire_body_want_encode);
+}
+
+static PyObject *wire_decode_body_want(PyObject *self, PyObject *args)
+{
+    (void)self;
+    return u32_decode(args, "y*:decode_body_want",
+                      tether_wire_body_want_decode);
+}
+
+static PyObject *wire_encode_hello(PyObject *self, PyObject *obj)
+{
+    (void)self;
+    return u32_encode(obj, "pid", tether_wire_hello_encode);
+}
+
+static PyObject *wire_decode_hello(PyObject *self, PyObject *args)
+{
+    (void)self;
+    return u32_decode(args, "y*:decode_hello", tether_wire_hello_decode);
 }
 
 static PyObject *wire_encode_resp_file(PyObject *self, PyObject *args)
@@ -480,6 +507,10 @@ static PyMethodDef wire_methods[] = {
      "decode_pairs(data, max=MAX_PAIRS) -> [(key, value), ...]"},
     {"count_pairs", wire_count_pairs, METH_VARARGS,
      "count_pairs(data) -> number of pairs, validating only"},
+    {"encode_hello", wire_encode_hello, METH_O,
+     "encode_hello(pid) -> 4 bytes"},
+    {"decode_hello", wire_decode_hello, METH_VARARGS,
+     "decode_hello(data) -> pid"},
     {"encode_body_want", wire_encode_body_want, METH_O,
      "encode_body_want(n) -> 4 bytes"},
     {"decode_body_want", wire_decode_body_want, METH_VARARGS,
@@ -507,6 +538,7 @@ static int wire_exec(PyObject *m)
         {"HEADER_SIZE", TETHER_WIRE_HEADER_SIZE},
         {"MAX_PAYLOAD", TETHER_WIRE_MAX_PAYLOAD},
         {"MAX_PAIRS", TETHER_WIRE_MAX_PAIRS},
+        {"HELLO_SIZE", TETHER_WIRE_HELLO_SIZE},
         {"BODY_WANT_SIZE", TETHER_WIRE_BODY_WANT_SIZE},
         {"RESP_FILE_SIZE", TETHER_WIRE_RESP_FILE_SIZE},
         {"RESP_ERROR_MIN", TETHER_WIRE_RESP_ERROR_MIN},
@@ -514,6 +546,7 @@ static int wire_exec(PyObject *m)
         {"REQ_BODY", TETHER_WIRE_REQ_BODY},
         {"REQ_END", TETHER_WIRE_REQ_END},
         {"REQ_ABORT", TETHER_WIRE_REQ_ABORT},
+        {"HELLO", TETHER_WIRE_HELLO},
         {"BODY_WANT", TETHER_WIRE_BODY_WANT},
         {"RESP_HEAD", TETHER_WIRE_RESP_HEAD},
         {"RESP_BODY", TETHER_WIRE_RESP_BODY},

@@ -23,12 +23,13 @@ MIB16 = 16 * 1024 * 1024
 
 TYPES = {
     "REQ_HEAD": 1, "REQ_BODY": 2, "REQ_END": 3, "REQ_ABORT": 4,
-    "BODY_WANT": 10, "RESP_HEAD": 11, "RESP_BODY": 12, "RESP_FILE": 13,
+    "HELLO": 9, "BODY_WANT": 10, "RESP_HEAD": 11, "RESP_BODY": 12, "RESP_FILE": 13,
     "RESP_END": 14, "RESP_ABORT": 15, "RESP_ERROR": 16,
 }
 # Payload lengths each type allows: (minimum, maximum).
 LENGTHS = {
-    1: (4, MIB16), 2: (0, MIB16), 3: (0, 0), 4: (0, 0), 10: (4, 4),
+    1: (4, MIB16), 2: (0, MIB16), 3: (0, 0), 4: (0, 0), 9: (4, 4),
+    10: (4, 4),
     11: (4, MIB16), 12: (0, MIB16), 13: (16, 16), 14: (0, 0),
     15: (0, MIB16), 16: (2, MIB16),
 }
@@ -135,6 +136,7 @@ def test_wire_header_length_over_max_rejected(type_, length):
 @pytest.mark.parametrize("type_,length", [
     (w.REQ_END, 1), (w.REQ_ABORT, 4), (w.RESP_END, 8),
     (w.BODY_WANT, 0), (w.BODY_WANT, 3), (w.BODY_WANT, 5),
+    (w.HELLO, 0), (w.HELLO, 3), (w.HELLO, 5),
     (w.RESP_FILE, 8), (w.RESP_FILE, 15), (w.RESP_FILE, 17),
     (w.RESP_ERROR, 0), (w.RESP_ERROR, 1),
     (w.REQ_HEAD, 0), (w.REQ_HEAD, 3), (w.RESP_HEAD, 2),
@@ -435,6 +437,8 @@ def _decode_frame(data):
         w.decode_pairs(payload)
     elif type_ == w.BODY_WANT:
         w.decode_body_want(payload)
+    elif type_ == w.HELLO:
+        w.decode_hello(payload)
     elif type_ == w.RESP_FILE:
         w.decode_resp_file(payload)
     elif type_ == w.RESP_ERROR:
@@ -519,3 +523,16 @@ def test_wire_fuzz_ten_seconds_finds_nothing(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Done" in proc.stderr
     assert not list(tmp_path.glob("crash-*"))
+
+
+def test_wire_hello_carries_pid_big_endian():
+    assert w.HELLO_SIZE == 4
+    assert w.encode_hello(0x01020304) == b"\x01\x02\x03\x04"
+    assert w.decode_hello(w.encode_hello(4194303)) == 4194303
+    frame = w.encode_header(w.HELLO, 0, 4) + w.encode_hello(77)
+    assert frame == b"\x09\x00\x00\x00\x00\x00\x00\x04\x00\x00\x00\x4d"
+    for bad in (b"", b"\x00" * 3, b"\x00" * 5):
+        with pytest.raises(ValueError):
+            w.decode_hello(bad)
+    with pytest.raises(ValueError):
+        w.encode_hello(2 ** 32)
