@@ -25,6 +25,10 @@ APR_DECLARE_OPTIONAL_FN(int, ssl_is_https, (conn_rec *));
 
 #define FILE_BLKSIZE 8192
 
+/* Output this small may go down the filters with the GIL held, where the
+ * filters cannot block (req->small_pass_keeps_gil). */
+#define SMALL_PASS (8 * 1024)
+
 /*
  * What environ['mod_wsgi.version'] reports: the mod_wsgi release whose
  * behaviour Tether reproduces, for applications that test it.
@@ -369,12 +373,27 @@ static apr_status_t output_pass(adapter_t *ad)
     request_rec *r = ad->r;
     apr_status_t rv;
 
-    ad->busy = 1;
-    Py_BEGIN_ALLOW_THREADS
-    rv = ap_pass_brigade(r->output_filters, ad->bb);
-    apr_brigade_cleanup(ad->bb);
-    Py_END_ALLOW_THREADS
-    ad->busy = 0;
+    apr_off_t len = -1;
+
+    /*
+     * A small brigade that cannot block (daemon mode: it only fills the
+     * connection's send queue) goes without handing the GIL over, which
+     * would cost a thread switch per request.
+     */
+    if (ad->req->small_pass_keeps_gil
+        && apr_brigade_length(ad->bb, 0, &len) == APR_SUCCESS
+        && len >= 0 && len <= SMALL_PASS) {
+        rv = ap_pass_brigade(r->output_filters, ad->bb);
+        apr_brigade_cleanup(ad->bb);
+    }
+    else {
+        ad->busy = 1;
+        Py_BEGIN_ALLOW_THREADS
+        rv = ap_pass_brigade(r->output_filters, ad->bb);
+        apr_brigade_cleanup(ad->bb);
+        Py_END_ALLOW_THREADS
+        ad->busy = 0;
+    }
 
     if (rv == APR_SUCCESS && !r->connection->aborted) {
         return APR_SUCCESS;

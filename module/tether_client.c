@@ -389,6 +389,9 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
     apr_status_t rv;
 
     rv = send_head(r, c, req->environ);
+    if (rv == APR_SUCCESS) {
+        rv = tether_conn_wait(c);
+    }
     for (;;) {
         if (rv == APR_SUCCESS) {
             rv = tether_conn_read_header(c, &h);

@@ -263,6 +263,11 @@ apr_status_t tether_conn_read_header(tether_conn_t *c,
     return APR_SUCCESS;
 }
 
+apr_status_t tether_conn_wait(tether_conn_t *c)
+{
+    return c->pos < c->len ? APR_SUCCESS : wait_io(c, POLLIN);
+}
+
 int tether_conn_take_fd(tether_conn_t *c)
 {
     int fd;

@@ -50,6 +50,12 @@ apr_status_t tether_conn_read_header(tether_conn_t *c,
 apr_status_t tether_conn_read(tether_conn_t *c, void *dst, apr_size_t len);
 /* Discards len payload bytes. */
 apr_status_t tether_conn_skip(tether_conn_t *c, apr_size_t len);
+/*
+ * Waits (bounded by the timeout) until a frame byte can be read; call it
+ * after sending a frame the peer must answer, when the answer cannot be
+ * there yet: it saves a read that would only find nothing.
+ */
+apr_status_t tether_conn_wait(tether_conn_t *c);
 /* The oldest descriptor received and not yet taken, or -1. */
 int tether_conn_take_fd(tether_conn_t *c);
 /* True when a frame byte is already buffered or readable right now. */

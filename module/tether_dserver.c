@@ -35,7 +35,7 @@
 /* Body bytes the daemon asks for per BODY_WANT, at most. */
 #define WANT_MAX (256 * 1024)
 
-typedef enum { DC_IDLE, DC_QUEUED, DC_BUSY } dconn_state_e;
+typedef enum { DC_IDLE, DC_BUSY, DC_SHUT } dconn_state_e;
 
 typedef struct dconn {
     tether_conn_t *c;
@@ -68,10 +68,8 @@ typedef struct {
     int slot;
     uid_t peer_uid;                 /* owner of the socket file */
 
-    apr_thread_mutex_t *lock;       /* queue, connection list, counters */
-    apr_thread_cond_t *ready;
-    dconn_t **queue;
-    int qhead, qlen, qcap;
+    apr_thread_mutex_t *lock;       /* connection list, counters */
+    int cepfd;                      /* connections; the workers wait on it */
     dconn_t *conns;
     wreq_t *workers;                /* one per thread */
     int active;                     /* requests being served */
@@ -281,7 +279,8 @@ static apr_status_t wire_in(ap_filter_t *f, apr_bucket_brigade *bb,
         return w->body_error = rv;
     }
     /* Exactly one answer per BODY_WANT. */
-    if ((rv = tether_conn_read_header(w->c, &h)) != APR_SUCCESS) {
+    if ((rv = tether_conn_wait(w->c)) != APR_SUCCESS
+        || (rv = tether_conn_read_header(w->c, &h)) != APR_SUCCESS) {
         return w->body_error = rv == APR_EOF ? APR_ECONNABORTED : rv;
     }
     switch (h.type) {
@@ -523,6 +522,9 @@ static int serve(dconn_t *dc, wreq_t *w, apr_pool_t *tp,
     req.script_reloading = v && !strcmp(v, "1");
     req.multithread = ds.g->threads > 1;
     req.multiprocess = ds.g->multiprocess || ds.g->processes > 1;
+    /* Small frames only go into the connection's send queue (flushed
+     * when the queue fills, on FLUSH and at the end). */
+    req.small_pass_keeps_gil = 1;
     if (!req.script_file || !req.application_group
         || !req.callable_object) {
         send_error(w, HTTP_BAD_GATEWAY, "incomplete request head");
@@ -609,7 +611,7 @@ static void conn_unlink(dconn_t *dc)
 static void conn_drop(dconn_t *dc)
 {
     conn_unlink(dc);
-    epoll_ctl(ds.epfd, EPOLL_CTL_DEL, dc->c->fd, NULL);
+    epoll_ctl(ds.cepfd, EPOLL_CTL_DEL, dc->c->fd, NULL);
     tether_conn_close(dc->c);
     free(dc);
 }
@@ -622,37 +624,18 @@ static void conn_rearm(dconn_t *dc)
     dc->state = DC_IDLE;
     ev.events = EPOLLIN | EPOLLONESHOT | EPOLLRDHUP;
     ev.data.ptr = dc;
-    if (epoll_ctl(ds.epfd, EPOLL_CTL_MOD, dc->c->fd, &ev) != 0) {
+    if (epoll_ctl(ds.cepfd, EPOLL_CTL_MOD, dc->c->fd, &ev) != 0) {
         conn_drop(dc);
     }
 }
 
-/* Queues dc for a worker; ds.lock held. */
-static void queue_push(dconn_t *dc)
-{
-    if (ds.qlen == ds.qcap) {
-        int cap = ds.qcap ? ds.qcap * 2 : 64;
-        dconn_t **q = malloc(sizeof(*q) * cap);
-        int i;
-
-        if (!q) {
-            conn_drop(dc);
-            return;
-        }
-        for (i = 0; i < ds.qlen; i++) {
-            q[i] = ds.queue[(ds.qhead + i) % ds.qcap];
-        }
-        free(ds.queue);
-        ds.queue = q;
-        ds.qhead = 0;
-        ds.qcap = cap;
-    }
-    dc->state = DC_QUEUED;
-    ds.queue[(ds.qhead + ds.qlen) % ds.qcap] = dc;
-    ds.qlen++;
-    apr_thread_cond_signal(ds.ready);
-}
-
+/*
+ * A worker: waits on the connections itself (leader/follower; with
+ * EPOLLONESHOT each ready connection goes to exactly one worker, with no
+ * hand-off between threads), serves the request, re-arms the connection.
+ * A busy daemon's ready connections simply wait in epoll: that is the
+ * queue, and queue-timeout is measured from when Apache sent the request.
+ */
 static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
 {
     wreq_t *w = data;
@@ -662,49 +645,53 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
     apr_pool_create_unmanaged_ex(&tp, NULL, NULL);
     ba = apr_bucket_alloc_create(tp);
     for (;;) {
+        struct epoll_event ev;
         dconn_t *dc;
         int reusable;
 
+        if (epoll_wait(ds.cepfd, &ev, 1, -1) != 1) {
+            continue;
+        }
+        dc = ev.data.ptr;
         apr_thread_mutex_lock(ds.lock);
-        while (ds.qlen == 0 && !ds.stopping) {
-            apr_thread_cond_wait(ds.ready, ds.lock);
-        }
-        if (ds.qlen == 0) {
+        if (dc->state == DC_BUSY) {
             apr_thread_mutex_unlock(ds.lock);
-            break;
+            continue;
         }
-        dc = ds.queue[ds.qhead];
-        ds.qhead = (ds.qhead + 1) % ds.qcap;
-        ds.qlen--;
+        if (!(ev.events & EPOLLIN)) {
+            conn_drop(dc);
+            apr_thread_mutex_unlock(ds.lock);
+            continue;
+        }
         dc->state = DC_BUSY;
         ds.active++;
         apr_thread_mutex_unlock(ds.lock);
 
-        reusable = serve(dc, w, tp, ba);
+        do {
+            reusable = serve(dc, w, tp, ba);
+            apr_thread_mutex_lock(ds.lock);
+            ds.served++;
+            ds.last_activity = apr_time_now();
+            if (ds.g->maximum_requests > 0
+                && ds.served >= ds.g->maximum_requests && !ds.stopping) {
+                ds.stopping = SIGUSR1;
+                ds.stop_reason = "maximum-requests reached";
+            }
+            reusable = reusable && !ds.stopping;
+            apr_thread_mutex_unlock(ds.lock);
+            /* The next request may already be buffered. */
+        } while (reusable && dc->c->pos < dc->c->len);
 
         apr_thread_mutex_lock(ds.lock);
         ds.active--;
-        ds.served++;
-        ds.last_activity = apr_time_now();
-        if (ds.g->maximum_requests > 0
-            && ds.served >= ds.g->maximum_requests && !ds.stopping) {
-            ds.stopping = SIGUSR1;
-            ds.stop_reason = "maximum-requests reached";
-        }
-        if (reusable && !ds.stopping) {
-            if (tether_conn_pending(dc->c)) {
-                queue_push(dc);
-            }
-            else {
-                conn_rearm(dc);
-            }
+        if (reusable) {
+            conn_rearm(dc);
         }
         else {
             conn_drop(dc);
         }
         apr_thread_mutex_unlock(ds.lock);
     }
-    apr_pool_destroy(tp);
     return NULL;
 }
 
@@ -765,7 +752,7 @@ static void accept_all(void)
         dc->state = DC_IDLE;
         ev.events = EPOLLIN | EPOLLONESHOT | EPOLLRDHUP;
         ev.data.ptr = dc;
-        if (epoll_ctl(ds.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        if (epoll_ctl(ds.cepfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
             conn_drop(dc);
         }
         apr_thread_mutex_unlock(ds.lock);
@@ -943,21 +930,35 @@ static void start_stopping(int sig, const char *why,
     }
 }
 
-/* Closes the idle connections and stops accepting. */
-static void drain(void)
+/*
+ * Stops accepting and hangs up idle connections (the Apache side retries
+ * a request on a connection that closes before answering it).  Returns
+ * how many connections still have a request waiting or being served.
+ */
+static int drain(void)
 {
-    dconn_t *dc, *next;
+    dconn_t *dc;
+    int left = 0;
 
     epoll_ctl(ds.epfd, EPOLL_CTL_DEL, ds.listen_fd, NULL);
     apr_thread_mutex_lock(ds.lock);
-    for (dc = ds.conns; dc; dc = next) {
-        next = dc->next;
-        if (dc->state == DC_IDLE) {
-            conn_drop(dc);
+    for (dc = ds.conns; dc; dc = dc->next) {
+        if (dc->state == DC_BUSY) {
+            left++;
+        }
+        else if (dc->state == DC_IDLE) {
+            if (tether_conn_pending(dc->c)) {
+                left++;
+            }
+            else {
+                /* A worker reaps it when epoll reports the hang-up. */
+                dc->state = DC_SHUT;
+                shutdown(dc->c->fd, SHUT_RDWR);
+            }
         }
     }
-    apr_thread_cond_broadcast(ds.ready);
     apr_thread_mutex_unlock(ds.lock);
+    return left;
 }
 
 static void __attribute__((noreturn)) finish(void)
@@ -1017,8 +1018,8 @@ void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
     }
 
     apr_thread_mutex_create(&ds.lock, APR_THREAD_MUTEX_DEFAULT, ds.pool);
-    apr_thread_cond_create(&ds.ready, ds.pool);
     ds.epfd = epoll_create1(EPOLL_CLOEXEC);
+    ds.cepfd = epoll_create1(EPOLL_CLOEXEC);
     ev.events = EPOLLIN | EPOLLEXCLUSIVE;
     ev.data.ptr = &ds.listen_fd;
     epoll_ctl(ds.epfd, EPOLL_CTL_ADD, listen_fd, &ev);
@@ -1055,7 +1056,7 @@ void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
                  g->socket_path ? g->socket_path : "?");
 
     for (;;) {
-        int n = epoll_wait(ds.epfd, events, 64, 1000);
+        int n = epoll_wait(ds.epfd, events, 64, ds.stopping ? 50 : 1000);
         apr_time_t now = apr_time_now();
 
         for (i = 0; i < n; i++) {
@@ -1082,18 +1083,6 @@ void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
                     }
                 }
             }
-            else {
-                dconn_t *dc = ptr;
-
-                apr_thread_mutex_lock(ds.lock);
-                if (events[i].events & (EPOLLIN)) {
-                    queue_push(dc);
-                }
-                else {
-                    conn_drop(dc);
-                }
-                apr_thread_mutex_unlock(ds.lock);
-            }
         }
 
         check_request_timeouts(now);
@@ -1114,17 +1103,11 @@ void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
             _exit(TETHER_EXIT_DEADLOCK);
         }
         if (ds.stopping) {
-            int active;
-
             if (!ds.stop_deadline) {
                 start_stopping(ds.stopping, ds.stop_reason,
                                g->graceful_timeout);
             }
-            drain();
-            apr_thread_mutex_lock(ds.lock);
-            active = ds.active + ds.qlen;
-            apr_thread_mutex_unlock(ds.lock);
-            if (active == 0 || now > ds.stop_deadline) {
+            if (drain() == 0 || now > ds.stop_deadline) {
                 finish();
             }
         }

@@ -74,6 +74,8 @@ typedef struct {
     apr_table_t *environ;           /* the environ's string entries */
     int multithread;                /* wsgi.multithread */
     int multiprocess;               /* wsgi.multiprocess */
+    int small_pass_keeps_gil;       /* output filters never block on
+                                     * small brigades (daemon side) */
 } tether_request_t;
 
 /*
