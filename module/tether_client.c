@@ -164,7 +164,8 @@ static apr_status_t send_head(request_rec *r, tether_conn_t *c,
  */
 static apr_status_t send_body(request_rec *r, tether_conn_t *c,
                               apr_bucket_brigade *bb, char **buf,
-                              apr_size_t want, int *body_done)
+                              apr_size_t want, int *body_done,
+                              int *rejected)
 {
     apr_size_t len = 0;
     apr_status_t rv;
@@ -184,6 +185,9 @@ static apr_status_t send_body(request_rec *r, tether_conn_t *c,
     if (rv != APR_SUCCESS) {
         apr_brigade_cleanup(bb);
         *body_done = 1;
+        /* Apache refused the body (bad chunk, LimitRequestBody) and has
+         * already answered the client. */
+        *rejected = rv == AP_FILTER_ERROR;
         r->connection->keepalive = AP_CONN_CLOSE;
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, TETHER_LOGNO(0501)
                       "reading the request body for the daemon failed");
@@ -384,7 +388,7 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
     apr_bucket_brigade *out = apr_brigade_create(r->pool, ba);
     apr_size_t batched = 0;
     char *body_buf = NULL;
-    int body_done = 0, body_asked = 0, head_seen = 0;
+    int body_done = 0, body_asked = 0, head_seen = 0, rejected = 0;
     tether_wire_header_t h;
     apr_status_t rv;
 
@@ -398,6 +402,27 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
         }
         if (rv != APR_SUCCESS) {
             break;
+        }
+        if (rejected && h.type != TETHER_WIRE_HELLO
+            && h.type != TETHER_WIRE_BODY_WANT) {
+            /* Apache answered already: the daemon's response goes
+             * nowhere, but is read to keep the connection in step. */
+            int fd;
+
+            rv = tether_conn_skip(c, h.length);
+            while ((fd = tether_conn_take_fd(c)) >= 0) {
+                close(fd);
+            }
+            if (rv != APR_SUCCESS) {
+                break;
+            }
+            if (h.type == TETHER_WIRE_RESP_END
+                || h.type == TETHER_WIRE_RESP_ERROR
+                || h.type == TETHER_WIRE_RESP_ABORT) {
+                return (h.flags & TETHER_WIRE_FLAG_CLOSE) ? X_DONE_CLOSE
+                                                          : X_DONE;
+            }
+            continue;
         }
         switch (h.type) {
         case TETHER_WIRE_HELLO: {
@@ -424,7 +449,8 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
                 rv = APR_EGENERAL;
             }
             if (rv == APR_SUCCESS) {
-                rv = send_body(r, c, in, &body_buf, want, &body_done);
+                rv = send_body(r, c, in, &body_buf, want, &body_done,
+                               &rejected);
             }
             continue;
         }
@@ -518,7 +544,6 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
                             | APR_FOPEN_SENDFILE_ENABLED, r->pool);
             apr_brigade_insert_file(out, file, (apr_off_t)off,
                                     (apr_off_t)len, r->pool);
-            batched += RELAY_BATCH;
             if ((rv = relay(r, c, out, &batched)) != APR_SUCCESS) {
                 return X_ABORTED;
             }

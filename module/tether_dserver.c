@@ -186,6 +186,37 @@ static int close_flag(void)
     return ds.stopping ? TETHER_WIRE_FLAG_CLOSE : 0;
 }
 
+/*
+ * When the first brigade holds the whole body (it ends with EOS and has no
+ * flush before it), its length is the Content-Length, as Apache's
+ * content-length filter finds it in embedded mode.  The Apache side
+ * relays the body in pieces, so it has to be said in the head.
+ */
+static void whole_body_length(request_rec *r, apr_bucket_brigade *bb)
+{
+    apr_off_t total = 0;
+    apr_bucket *e;
+
+    if (apr_table_get(r->headers_out, "Content-Length")
+        || r->status < 200 || r->status == HTTP_NO_CONTENT
+        || r->status == HTTP_NOT_MODIFIED) {
+        return;
+    }
+    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
+         e = APR_BUCKET_NEXT(e)) {
+        if (APR_BUCKET_IS_EOS(e)) {
+            apr_table_setn(r->headers_out, "Content-Length",
+                           apr_off_t_toa(r->pool, total));
+            return;
+        }
+        if (APR_BUCKET_IS_FLUSH(e) || AP_BUCKET_IS_ERROR(e)
+            || e->length == (apr_size_t)-1) {
+            return;
+        }
+        total += (apr_off_t)e->length;
+    }
+}
+
 static apr_status_t wire_out(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     wreq_t *w = f->ctx;
@@ -193,6 +224,9 @@ static apr_status_t wire_out(ap_filter_t *f, apr_bucket_brigade *bb)
     apr_status_t rv = APR_SUCCESS;
     apr_bucket *e;
 
+    if (!w->head_sent) {
+        whole_body_length(r, bb);
+    }
     for (e = APR_BRIGADE_FIRST(bb);
          e != APR_BRIGADE_SENTINEL(bb) && rv == APR_SUCCESS && !w->done;
          e = APR_BUCKET_NEXT(e)) {
