@@ -11,6 +11,22 @@ A test module owns its server through a module-scoped fixture:
         with httpd_env.server(CONFIG, mpm=mpm, name="environ") as srv:
             yield srv
 
+A module whose tests must also hold in daemon mode takes `server_variant`
+instead of `mpm`: its tests run under event and prefork in embedded mode and
+under event in daemon mode (every application sent to one daemon group, see
+harness.DAEMON_GROUP):
+
+    @pytest.fixture(scope="module")
+    def server(httpd_env, server_variant):
+        with httpd_env.server(CONFIG, mpm=server_variant.mpm,
+                              wsgi_mode=server_variant.wsgi_mode,
+                              name="environ-" + server_variant.name) as srv:
+            yield srv
+
+A test known to fail in daemon mode only is marked
+`@pytest.mark.xfail_daemon(reason="...")`: a strict xfail on its daemon
+variants, nothing on the others.
+
 A test class with an HTTPD_CONFIG attribute gets the module's `server`
 restarted with that config before its first test (httpd's pyhttpd style);
 `server.restart(new_config)` does the same by hand, `server.graceful()`
@@ -58,11 +74,16 @@ class HttpdEnv:
         return self.install.has_module("mpm_" + mpm)
 
     def server(self, config="", *, mpm="event", log_level=None,
-               name="httpd", mpm_settings=None):
+               name="httpd", mpm_settings=None, wsgi_mode="embedded",
+               daemon_processes=2, daemon_threads=10):
         """A new, not yet started server; use it as a context manager.
 
         `log_level` defaults to $TETHER_TEST_LOGLEVEL or "info";
-        `mpm_settings` replaces the harness's <IfModule mpm_*> block."""
+        `mpm_settings` replaces the harness's <IfModule mpm_*> block;
+        `wsgi_mode="daemon"` sends every application to a daemon group of
+        `daemon_processes` processes of `daemon_threads` threads (by default
+        as many as the event MPM's settings give embedded mode: several
+        processes, several threads each)."""
         if log_level is None:
             log_level = os.environ.get("TETHER_TEST_LOGLEVEL", "info")
         if not self.has_mpm(mpm):
@@ -70,7 +91,10 @@ class HttpdEnv:
                         % (self.install.binary, mpm))
         return harness.ApacheServer(self.install, self.module, config=config,
                                     mpm=mpm, log_level=log_level, name=name,
-                                    mpm_settings=mpm_settings)
+                                    mpm_settings=mpm_settings,
+                                    wsgi_mode=wsgi_mode,
+                                    daemon_processes=daemon_processes,
+                                    daemon_threads=daemon_threads)
 
 
 def _check_apache_can_read(module):
@@ -111,17 +135,23 @@ def tether_only(httpd_env):
 
 
 CHILD_CRASH = re.compile(r"AH0005[12]: child pid \d+ exit signal .*")
+# A daemon process dead of a crash signal (SIGILL, SIGABRT, SIGBUS, SIGFPE,
+# SIGSEGV); tests that kill daemons on purpose use SIGKILL.
+DAEMON_CRASH = re.compile(r"TETHER0555: Daemon process .* died .*: "
+                          r"signal (4|6|7|8|11) .*")
 
 
 @pytest.fixture(autouse=True)
 def _no_child_crashes():
-    """Fails a test during which an Apache child died of a signal."""
+    """Fails a test during which an Apache child or a daemon process died
+    of a crash signal."""
     marks = {srv: srv.log_mark() for srv in harness.LIVE_SERVERS}
     yield
     for srv in harness.LIVE_SERVERS:
-        crash = CHILD_CRASH.search(srv.error_log(since=marks.get(srv, 0)))
+        log = srv.error_log(since=marks.get(srv, 0))
+        crash = CHILD_CRASH.search(log) or DAEMON_CRASH.search(log)
         if crash:
-            pytest.fail("an Apache child of %s crashed during this test: %s"
+            pytest.fail("a process of %s crashed during this test: %s"
                         % (srv.name, crash.group(0)), pytrace=False)
 
 
@@ -138,6 +168,32 @@ def _class_httpd_config(request):
 def mpm(request):
     """The MPM of a module's server: its tests run under both."""
     return request.param
+
+
+# Daemon processes do not care much which MPM relays to them: the daemon
+# variant runs under event only.
+SERVER_VARIANTS = [
+    pytest.param(harness.ServerVariant("event", "embedded"), id="event"),
+    pytest.param(harness.ServerVariant("prefork", "embedded"), id="prefork",
+                 marks=pytest.mark.prefork),
+    pytest.param(harness.ServerVariant("event", "daemon"), id="event-daemon",
+                 marks=pytest.mark.daemon),
+]
+
+
+@pytest.fixture(scope="module", params=SERVER_VARIANTS)
+def server_variant(request):
+    """The MPM and WSGI mode of a module's server: event and prefork
+    embedded, event daemon."""
+    return request.param
+
+
+def _is_daemon_variant(item):
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return False
+    return any(isinstance(value, harness.ServerVariant) and value.daemon
+               for value in callspec.params.values())
 
 
 def pytest_report_header(config):
@@ -157,6 +213,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if str(item.path).startswith(INTEGRATION_DIR + os.sep):
             item.add_marker(pytest.mark.integration)
+        mark = item.get_closest_marker("xfail_daemon")
+        if mark is not None and _is_daemon_variant(item):
+            reason = mark.kwargs.get("reason") or \
+                (mark.args[0] if mark.args else "")
+            item.add_marker(pytest.mark.xfail(
+                strict=True, reason="daemon mode: " + reason))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -10,6 +10,10 @@ a generated configuration on a free loopback port.  The layout of one server:
         logs/error_log, logs/access_log
         run/httpd.pid
 
+A server runs its WSGI applications in embedded mode (inside the Apache
+children) or, with ``wsgi_mode="daemon"``, in one daemon process group named
+DAEMON_GROUP that every WSGIScriptAlias of the config is sent to.
+
 The module under test is ``tether.module_location()`` of the installed
 package; the Python home given to Apache is ``sys.prefix`` of the interpreter
 running pytest.  ``TETHER_TEST_MODULE=/path/to/mod_wsgi.so`` runs the same
@@ -31,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import NamedTuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 APPS_SOURCE = os.path.join(os.path.dirname(HERE), "apps")
@@ -42,6 +47,27 @@ START_DEADLINE = 30.0
 STOP_DEADLINE = 30.0
 WAIT_DEADLINE = 30.0
 IO_TIMEOUT = 60.0
+
+# The daemon process group of a server started with wsgi_mode="daemon".
+DAEMON_GROUP = "tether-test"
+WSGI_MODES = ("embedded", "daemon")
+
+
+class ServerVariant(NamedTuple):
+    """Where a test module's applications run: the MPM and the WSGI mode."""
+
+    mpm: str
+    wsgi_mode: str
+
+    @property
+    def daemon(self):
+        return self.wsgi_mode == "daemon"
+
+    @property
+    def name(self):
+        """For server names: "event", "prefork", "event-daemon"."""
+        return self.mpm + ("-daemon" if self.daemon else "")
+
 
 # Who the children run as when the tests run as root (the first that exists).
 APACHE_USERS = ("www-data", "apache", "daemon")
@@ -293,6 +319,38 @@ def child_pids(parent):
     return found
 
 
+def proc_cmdline(pid):
+    """The command line of pid as bytes (NULs kept), or None if it is gone."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def proc_status_kb(pid, field):
+    """A kB field of /proc/<pid>/status ("VmRSS", "VmHWM"), or None."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name == field:
+                    return int(value.split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def proc_io(pid):
+    """/proc/<pid>/io as a dict of ints ("wchar", "rchar", ...).
+
+    Raises OSError when it cannot be read (another user's process, or a
+    process that is not dumpable)."""
+    with open("/proc/%d/io" % pid) as f:
+        return {name.strip(): int(value)
+                for name, _, value in (line.partition(":") for line in f)}
+
+
 def wait_for(predicate, deadline=WAIT_DEADLINE, interval=0.02, what=None):
     """Polls predicate() until it returns a true value; returns that value.
 
@@ -468,6 +526,7 @@ DocumentRoot "{root}/htdocs"
 
 {module_line}
 WSGIPythonHome "{python_home}"
+{daemon_config}
 
 # --- per-test configuration --------------------------------------------------
 {config}
@@ -481,8 +540,16 @@ class ApacheServer:
     @SCRATCH@ and @ROOT@ stand for this server's directories."""
 
     def __init__(self, install, module, *, config="", mpm="event",
-                 log_level="info", name="httpd", mpm_settings=None):
+                 log_level="info", name="httpd", mpm_settings=None,
+                 wsgi_mode="embedded", daemon_processes=2,
+                 daemon_threads=10):
+        if wsgi_mode not in WSGI_MODES:
+            raise HarnessError("wsgi_mode %r is not one of %s"
+                               % (wsgi_mode, ", ".join(WSGI_MODES)))
         self.install = install
+        self.wsgi_mode = wsgi_mode
+        self.daemon_processes = daemon_processes
+        self.daemon_threads = daemon_threads
         self.mpm_settings = mpm_settings
         self.module = module
         self.name = name
@@ -512,13 +579,57 @@ class ApacheServer:
         with open(os.path.join(self.root, "conf", "mime.types"), "w") as f:
             f.write("text/plain txt\napplication/json json\n")
         self.error_log_path = os.path.join(self.root, "logs", "error_log")
+        self.access_log_path = os.path.join(self.root, "logs", "access_log")
         self.pid_path = os.path.join(self.root, "run", "httpd.pid")
 
     # -- config ---------------------------------------------------------------
 
     @property
+    def daemon(self):
+        """True when the applications run in the daemon group."""
+        return self.wsgi_mode == "daemon"
+
+    @property
     def multithreaded(self):
+        """What wsgi.multithread must be."""
+        if self.daemon:
+            return self.daemon_threads > 1
         return self.mpm != "prefork"
+
+    @property
+    def multiprocess(self):
+        """What wsgi.multiprocess must be: True in the daemon group (as in
+        mod_wsgi, whenever its processes= option is given, as it is here)
+        and, embedded, under the harness's MPM settings (several children)."""
+        return True
+
+    @property
+    def process_group(self):
+        """What mod_wsgi.process_group must be."""
+        return DAEMON_GROUP if self.daemon else ""
+
+    @property
+    def client_tag(self):
+        """A regex for the client label of a log line an app wrote.
+
+        Apache writes "[client ip:port]" in a process with a scoreboard
+        handle (an Apache child) and "[remote ip:port]" elsewhere (a
+        daemon process): both name the client's address."""
+        label = "remote" if self.daemon else "client"
+        return r"\[%s 127\.0\.0\.1:\d+\]" % label
+
+    def client_tag_for_port(self, port):
+        """client_tag for one client port."""
+        return self.client_tag.replace(r"\d+", str(port))
+
+    def daemon_config(self):
+        """The lines that send every application to the daemon group."""
+        if not self.daemon:
+            return "# embedded mode: the applications run in the children"
+        return ("WSGIDaemonProcess %s processes=%d threads=%d "
+                "display-name=%%{GROUP}\nWSGIProcessGroup %s"
+                % (DAEMON_GROUP, self.daemon_processes, self.daemon_threads,
+                   DAEMON_GROUP))
 
     def expand(self, text):
         return (text.replace("@APPS@", self.apps)
@@ -542,6 +653,7 @@ class ApacheServer:
             module_line="LoadModule %s %s" % (self.module.name,
                                               self.module.path),
             python_home=sys.prefix,
+            daemon_config=self.daemon_config(),
             config=self.expand(self.config),
         )
 
@@ -634,6 +746,8 @@ class ApacheServer:
             if pid and self._accepting():
                 self.pid = pid
                 LIVE_SERVERS.append(self)
+                if self.daemon:
+                    self._wait_daemons(mark, end)
                 return
             time.sleep(0.02)
         raise HarnessError(
@@ -642,8 +756,38 @@ class ApacheServer:
             % (self.port, START_DEADLINE, self.read_pid(),
                self.error_log(since=mark)))
 
+    def _wait_daemons(self, mark, end):
+        """Waits until the daemon group has all its processes."""
+        while time.monotonic() < end:
+            if len(self.daemon_pids()) >= self.daemon_processes:
+                return
+            time.sleep(0.02)
+        raise HarnessError(
+            "the %d process(es) of daemon group %s did not appear within "
+            "%.0fs (have %s)\n--- error_log:\n%s"
+            % (self.daemon_processes, DAEMON_GROUP, START_DEADLINE,
+               self.daemon_pids(), self.error_log(since=mark)))
+
     def children(self):
         return child_pids(self.pid) if self.pid else []
+
+    def daemon_pids(self, group=DAEMON_GROUP):
+        """The pids of the daemon processes of `group`, by the title that
+        display-name=%{GROUP} gives them: "(wsgi:<group>)", which mod_wsgi
+        cuts to the length of the command's first argument."""
+        title = b"(wsgi:%s)" % group.encode()
+        found = []
+        for pid in self.children():
+            first = (proc_cmdline(pid) or b"").split(b"\0", 1)[0]
+            if first.startswith(b"(wsgi:") and title.startswith(first):
+                found.append(pid)
+        return sorted(found)
+
+    def worker_pids(self):
+        """The Apache children that serve HTTP: not daemon processes."""
+        return sorted(pid for pid in self.children()
+                      if not (proc_cmdline(pid) or b"(wsgi:")
+                      .startswith(b"(wsgi:"))
 
     def stop(self):
         """SIGTERM to the parent; waits for it and its children to be gone.
@@ -762,6 +906,32 @@ class ApacheServer:
         except HarnessError as exc:
             raise HarnessError("%s\n--- error_log since mark:\n%s"
                                % (exc, self.error_log(since))) from None
+
+    def access_mark(self):
+        """A position in the access log, for wait_for_access(since=)."""
+        try:
+            return os.path.getsize(self.access_log_path)
+        except OSError:
+            return 0
+
+    def access_log(self, since=0):
+        """The access log text ("%h %l %u %t \"%r\" %>s %b %D" lines) from
+        `since` (an access_mark())."""
+        try:
+            with open(self.access_log_path, "rb") as f:
+                f.seek(since)
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def wait_for_access(self, request_line, since=0, deadline=WAIT_DEADLINE):
+        """Waits for the access log line of `request_line` ("GET /x
+        HTTP/1.1") past `since`; returns its final status as an int."""
+        regex = re.compile(r'"%s" (\d{3}) ' % re.escape(request_line))
+        found = wait_for(lambda: regex.search(self.access_log(since)),
+                         deadline=deadline,
+                         what="the access log line of %s" % request_line)
+        return int(found.group(1))
 
     # -- side channels ------------------------------------------------------
 

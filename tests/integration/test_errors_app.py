@@ -12,13 +12,14 @@ CONFIG = """
 WSGIScriptAlias /broken @APPS@/broken_app.wsgi
 """
 
-CLIENT_TAG = r"\[client 127\.0\.0\.1:\d+\]"
 EXCEPTION = r"(TypeError|ValueError|AssertionError|RuntimeError)"
 
 
 @pytest.fixture(scope="module")
-def server(httpd_env, mpm):
-    with httpd_env.server(CONFIG, mpm=mpm, name="errors-" + mpm) as srv:
+def server(httpd_env, server_variant):
+    with httpd_env.server(CONFIG, mpm=server_variant.mpm,
+                          wsgi_mode=server_variant.wsgi_mode,
+                          name="errors-" + server_variant.name) as srv:
         yield srv
 
 
@@ -34,13 +35,13 @@ def assert_still_serving(server):
 
 def assert_logged_with_request(server, mark, pattern):
     """A line matching `pattern` that is tagged with the client; its text."""
-    server.wait_for_log(CLIENT_TAG + r".*" + pattern, since=mark)
+    server.wait_for_log(server.client_tag + r".*" + pattern, since=mark)
     return server.error_log(since=mark)
 
 
 def assert_error_logged_for_request(server, mark):
-    server.wait_for_log(r"\[[\w.]+:error\] \[pid [^\]]*\] " + CLIENT_TAG,
-                        since=mark)
+    server.wait_for_log(r"\[[\w.]+:error\] \[pid [^\]]*\] "
+                        + server.client_tag, since=mark)
 
 
 def assert_traceback(log, function):

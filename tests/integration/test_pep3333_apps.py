@@ -13,8 +13,10 @@ WSGIScriptAlias /flask @APPS@/flask_app.wsgi
 
 
 @pytest.fixture(scope="module")
-def server(httpd_env, mpm):
-    with httpd_env.server(CONFIG, mpm=mpm, name="apps-" + mpm) as srv:
+def server(httpd_env, server_variant):
+    with httpd_env.server(CONFIG, mpm=server_variant.mpm,
+                          wsgi_mode=server_variant.wsgi_mode,
+                          name="apps-" + server_variant.name) as srv:
         yield srv
 
 

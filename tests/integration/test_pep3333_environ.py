@@ -18,8 +18,10 @@ WSGIScriptAlias / @APPS@/environ_app.wsgi
 
 
 @pytest.fixture(scope="module")
-def server(httpd_env, mpm):
-    with httpd_env.server(CONFIG, mpm=mpm, name="environ-" + mpm) as srv:
+def server(httpd_env, server_variant):
+    with httpd_env.server(CONFIG, mpm=server_variant.mpm,
+                          wsgi_mode=server_variant.wsgi_mode,
+                          name="environ-" + server_variant.name) as srv:
         yield srv
 
 
@@ -199,7 +201,7 @@ def test_environ_wsgi_keys(server):
     assert result["types"]["wsgi.version"] == "tuple"
     assert env["wsgi.url_scheme"] == "http"
     assert env["wsgi.multithread"] is server.multithreaded
-    assert env["wsgi.multiprocess"] is True
+    assert env["wsgi.multiprocess"] is server.multiprocess
     assert env["wsgi.run_once"] is False
     assert env["wsgi.input_terminated"] is True
     assert result["checks"]["input_methods"]
@@ -209,7 +211,7 @@ def test_environ_wsgi_keys(server):
 
 def test_environ_mod_wsgi_keys(server):
     env = environ_of(server, "/app/x")
-    assert env["mod_wsgi.process_group"] == ""
+    assert env["mod_wsgi.process_group"] == server.process_group
     assert env["mod_wsgi.application_group"] == \
         "127.0.0.1:%d|/app" % server.port
     assert env["mod_wsgi.callable_object"] == "application"
@@ -226,7 +228,7 @@ def test_environ_tether_keys(server, tether_only):
     assert env["tether.version"] in (
         tether.__version__,
         [int(part) for part in tether.__version__.split(".")])
-    assert env["tether.process_group"] == ""
+    assert env["tether.process_group"] == server.process_group
     assert env["tether.application_group"] == \
         env["mod_wsgi.application_group"]
     assert env["tether.callable_object"] == "application"

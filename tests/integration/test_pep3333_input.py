@@ -18,14 +18,21 @@ WSGIScriptAlias /limited @APPS@/input_app.wsgi
 <Location /limited>
     LimitRequestBody 100
 </Location>
+WSGIScriptAlias /chunked-limited @APPS@/input_app.wsgi
+<Location /chunked-limited>
+    WSGIChunkedRequest On
+    LimitRequestBody 100
+</Location>
 """
 
 LINES_BODY = b"one\ntwo\n\nthree\nfour\nlast without newline"
 
 
 @pytest.fixture(scope="module")
-def server(httpd_env, mpm):
-    with httpd_env.server(CONFIG, mpm=mpm, name="input-" + mpm) as srv:
+def server(httpd_env, server_variant):
+    with httpd_env.server(CONFIG, mpm=server_variant.mpm,
+                          wsgi_mode=server_variant.wsgi_mode,
+                          name="input-" + server_variant.name) as srv:
         yield srv
 
 
@@ -248,3 +255,39 @@ def test_input_chunked_request_iteration(server):
 def test_input_chunked_request_empty_body(server):
     result = json_of(post_chunked(server, "/chunked/read-all", []))
     assert result["data"] == ""
+
+
+# --- a body Apache rejects while the app reads it ----------------------------
+
+
+# read-error catches the OSError and answers 200; read-all lets it go.
+READ_ROUTES = pytest.mark.parametrize("route", ["read-error", "read-all"],
+                                      ids=["caught", "raised"])
+
+
+def assert_only_the_error_page(server, raw, path, status, mark):
+    """Apache's error page is the whole response: nothing the app made."""
+    assert raw.status == status, raw
+    assert raw.body.count(b"<html>") == 1, raw.body
+    assert raw.body.endswith(b"</html>\n"), raw.body[-300:]
+    assert server.wait_for_access("POST %s HTTP/1.1" % path,
+                                  since=mark) == status
+
+
+@READ_ROUTES
+def test_input_chunked_body_over_limit_gets_only_the_413_page(server, route):
+    path = "/chunked-limited/" + route
+    mark = server.access_mark()
+    raw = post_chunked(server, path, [b"a" * 300, b"b" * 300])
+    assert_only_the_error_page(server, raw, path, 413, mark)
+
+
+@READ_ROUTES
+def test_input_malformed_chunk_mid_body_gets_only_the_400_page(server, route):
+    path = "/chunked/" + route
+    mark = server.access_mark()
+    raw = server.raw(("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      "Transfer-Encoding: chunked\r\nConnection: close\r\n"
+                      "\r\n5\r\nhello\r\nZZ\r\nxx\r\n0\r\n\r\n"
+                      % path).encode())
+    assert_only_the_error_page(server, raw, path, 400, mark)

@@ -1,5 +1,6 @@
 """wsgi.errors, print() and the logging module reach Apache's error log,
-each line tagged with the request that wrote it."""
+each line tagged with the request that wrote it (its client's address:
+"[client ...]" from an Apache child, "[remote ...]" from a daemon)."""
 
 import itertools
 
@@ -9,13 +10,14 @@ CONFIG = """
 WSGIScriptAlias /log @APPS@/logging_app.wsgi
 """
 
-CLIENT_TAG = r"\[client 127\.0\.0\.1:\d+\]"
 _tokens = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-def server(httpd_env, mpm):
-    with httpd_env.server(CONFIG, mpm=mpm, name="logging-" + mpm) as srv:
+def server(httpd_env, server_variant):
+    with httpd_env.server(CONFIG, mpm=server_variant.mpm,
+                          wsgi_mode=server_variant.wsgi_mode,
+                          name="logging-" + server_variant.name) as srv:
         yield srv
 
 
@@ -37,22 +39,23 @@ def log_through(server, route):
 def test_logging_channel_reaches_error_log_tagged_with_request(
         server, route, channel):
     token, mark = log_through(server, route)
-    match = server.wait_for_log(CLIENT_TAG + r".*%s %s$" % (channel, token),
+    match = server.wait_for_log(server.client_tag
+                                + r".*%s %s$" % (channel, token),
                                 since=mark)
     assert match
 
 
 def test_logging_wsgi_errors_writelines_logs_each_line(server):
     token, mark = log_through(server, "errors-writelines")
-    server.wait_for_log(CLIENT_TAG + r".*writelines-channel %s one$" % token,
-                        since=mark)
-    server.wait_for_log(CLIENT_TAG + r".*writelines-channel %s two$" % token,
-                        since=mark)
+    server.wait_for_log(server.client_tag
+                        + r".*writelines-channel %s one$" % token, since=mark)
+    server.wait_for_log(server.client_tag
+                        + r".*writelines-channel %s two$" % token, since=mark)
 
 
 def test_logging_wsgi_errors_partial_line_flushed_at_request_end(server):
     token, mark = log_through(server, "errors-partial")
-    server.wait_for_log(CLIENT_TAG + r".*partial-channel %s$" % token,
+    server.wait_for_log(server.client_tag + r".*partial-channel %s$" % token,
                         since=mark)
 
 
@@ -66,5 +69,5 @@ def test_logging_line_tagged_with_the_requests_own_client_port(server):
         assert conn.getresponse().read() == b"logged\n"
     finally:
         conn.close()
-    server.wait_for_log(r"\[client 127\.0\.0\.1:%d\].*print-channel own-port$"
-                        % port, since=mark)
+    server.wait_for_log(server.client_tag_for_port(port)
+                        + r".*print-channel own-port$", since=mark)

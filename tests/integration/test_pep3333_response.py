@@ -10,15 +10,46 @@ from harness import decode_chunked, read_head, read_until_close
 
 CONFIG = """
 WSGIScriptAlias /resp @APPS@/response_app.wsgi
+WSGIScriptAlias /seq @APPS@/sequence_app.wsgi
+"""
+
+# A list of ?items= byte strings of ?size= bytes, without Content-Length;
+# written into the server's copy of the apps.
+SEQUENCE_APP = """\
+from urllib.parse import parse_qs
+
+
+def application(environ, start_response):
+    q = {k: int(v[-1]) for k, v in parse_qs(environ["QUERY_STRING"]).items()}
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return [b"s" * q["size"]] * q["items"]
 """
 
 PATTERN = bytes(range(256)) * 256       # what response_app's CHUNK holds
 
 
 @pytest.fixture(scope="module")
-def server(httpd_env, mpm):
-    with httpd_env.server(CONFIG, mpm=mpm, name="response-" + mpm) as srv:
+def server(httpd_env, server_variant):
+    srv = httpd_env.server(CONFIG, mpm=server_variant.mpm,
+                           wsgi_mode=server_variant.wsgi_mode,
+                           name="response-" + server_variant.name)
+    app = os.path.join(srv.apps, "sequence_app.wsgi")
+    with open(app, "w") as f:
+        f.write(SEQUENCE_APP)
+    os.chmod(app, 0o644)
+    with srv:
         yield srv
+
+
+def response_of(server, method, path):
+    """(status, headers, body) of one request on a fresh connection."""
+    conn = server.http()
+    try:
+        conn.request(method, path)
+        resp = conn.getresponse()
+        return resp.status, resp, resp.read()
+    finally:
+        conn.close()
 
 
 def body_of(raw):
@@ -98,6 +129,25 @@ def test_response_empty_items_do_not_end_the_chunked_body_early(server):
     assert server.wait_for_json(marker)["exhausted"] is True
 
 
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("size,items", [
+    (6, 1), (8000, 2),
+    (1000000, 1), (100000, 10),
+], ids=["6B", "2x8000B", "1MB", "10x100kB"])
+def test_response_list_body_sent_with_its_content_length(
+        server, tether_only, method, size, items):
+    # Everything is there when the app returns a list: Apache can count it.
+    # (mod_wsgi streams each item, so no Content-Length: Tether-only.)
+    status, resp, body = response_of(server, method, "/seq?size=%d&items=%d"
+                                     % (size, items))
+    assert status == 200
+    assert resp.getheader("Content-Length") == str(size * items)
+    assert resp.getheader("Transfer-Encoding") is None
+    assert len(body) == (size * items if method == "GET" else 0)
+
+
 def test_write_callable_output_precedes_the_iterable(server):
     resp = server.get("/resp/write")
     assert resp.status == 200
@@ -160,7 +210,7 @@ def test_iterable_close_failure_is_logged_and_response_complete(server):
     assert raw.status == 200, raw
     assert body_of(raw) == b"body before a failing close\n"
     server.wait_for_json(marker)
-    server.wait_for_log(r"\[client 127\.0\.0\.1:\d+\].*RuntimeError: close\(\) "
+    server.wait_for_log(server.client_tag + r".*RuntimeError: close\(\) "
                         r"of the iterable failed", since=mark)
     assert server.get("/resp/hello").status == 200
 
@@ -212,6 +262,19 @@ def test_file_wrapper_starts_at_the_files_current_offset(server, data_file):
     assert resp.status == 200
     assert len(resp.body) == len(data) - 1000
     assert resp.body == data[1000:]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_file_wrapper_response_gets_the_files_remaining_length(
+        server, data_file, method):
+    path, data = data_file
+    status, resp, body = response_of(server, method,
+                                     "/resp/file-wrapper?offset=1000&path="
+                                     + path)
+    assert status == 200
+    assert resp.getheader("Content-Length") == str(len(data) - 1000)
+    assert resp.getheader("Transfer-Encoding") is None
+    assert body == (data[1000:] if method == "GET" else b"")
 
 
 def test_file_wrapper_sends_exactly_content_length_bytes(server, data_file):
