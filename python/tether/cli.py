@@ -13,6 +13,7 @@ message naming them, rather than being taken for something else.
 import argparse
 import collections
 import os
+import pwd
 import shutil
 import sys
 
@@ -21,8 +22,8 @@ import tether
 from . import __version__, supervise
 from .access import find_unreadable, resolve_account
 from .apache import Apache, ApacheError, find_modules_dir
-from .express import (LOG_LEVELS, SetupError, build, module_config_lines,
-                      summary_text, write)
+from .express import (DAEMON_DEFAULTS, LOG_LEVELS, SetupError, build,
+                      module_config_lines, summary_text, write)
 from .render import TemplateError
 
 PROG = "tether-express"
@@ -37,22 +38,15 @@ UNSUPPORTED = {
         "--enable-docs", "--debug-mode", "--enable-debugger",
         "--debugger-startup", "--enable-coverage", "--enable-profiler",
         "--enable-recorder", "--enable-gdb"),
-    1: ("--process-group", "--https-port", "--ssl-certificate-file",
+    1: ("--https-port", "--ssl-certificate-file",
         "--ssl-certificate-key-file", "--ssl-certificate",
         "--ssl-ca-certificate-file", "--ssl-verify-client",
         "--ssl-certificate-chain-file", "--hsts-policy", "--server-name",
         "--server-alias", "--initial-workers", "--minimum-spare-workers",
-        "--maximum-spare-workers", "--maximum-requests", "--startup-timeout",
-        "--shutdown-timeout", "--restart-interval", "--cpu-time-limit",
-        "--graceful-timeout", "--eviction-timeout", "--deadlock-timeout",
-        "--inactivity-timeout", "--ignore-activity", "--request-timeout",
-        "--interrupt-timeout", "--connect-timeout", "--socket-timeout",
-        "--proxy-timeout", "--queue-timeout", "--header-timeout",
+        "--maximum-spare-workers", "--ignore-activity",
+        "--interrupt-timeout", "--proxy-timeout", "--header-timeout",
         "--header-max-timeout", "--header-min-rate", "--body-timeout",
-        "--body-max-timeout", "--body-min-rate", "--server-backlog",
-        "--daemon-backlog", "--send-buffer-size", "--receive-buffer-size",
-        "--header-buffer-size", "--response-buffer-size",
-        "--response-socket-timeout", "--response-flush-delay",
+        "--body-max-timeout", "--body-min-rate", "--response-flush-delay",
         "--telemetry-service", "--telemetry-ui-port", "--telemetry-interval",
         "--slow-requests", "--switch-interval", "--telemetry-options",
         "--host-access-script", "--auth-user-script", "--auth-type",
@@ -61,9 +55,8 @@ UNSUPPORTED = {
         "--error-log-format", "--error-log-name", "--access-log-name",
         "--startup-log-name", "--max-log-size", "--rotatelogs-executable",
         "--python-eggs", "--python-warnings", "--shell-executable",
-        "--process-name", "--socket-prefix", "--directory-index",
-        "--allow-override", "--trust-proxy-header", "--trust-proxy",
-        "--coverage-directory", "--profiler-directory",
+        "--directory-index", "--allow-override", "--trust-proxy-header",
+        "--trust-proxy", "--coverage-directory", "--profiler-directory",
         "--recorder-directory", "--gdb-executable"),
     2: ("--add-handler", "--error-document", "--proxy-mount-point",
         "--proxy-virtual-host", "--service-script", "--service-user",
@@ -84,6 +77,71 @@ def _count(text):
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError("%r is not a whole number" % text)
+
+
+# The numeric daemon process options: name, metavar, help; their defaults,
+# mod_wsgi-express's, are express.DAEMON_DEFAULTS.  Each becomes the
+# WSGIDaemonProcess option of the same name, but --daemon-backlog, which is
+# listen-backlog.
+_DAEMON_NUMBERS = (
+    ("--request-timeout", "SECONDS",
+     "seconds a request may run; then it fails with 504 and its process is "
+     "restarted once its other requests finish"),
+    ("--startup-timeout", "SECONDS",
+     "seconds after its start within which a process that dies counts as "
+     "failing to start: it is restarted after a growing delay, so that a "
+     "broken application does not restart in a loop"),
+    ("--queue-timeout", "SECONDS",
+     "seconds a request may wait for a free daemon thread; then it fails "
+     "with 504"),
+    ("--socket-timeout", "SECONDS",
+     "seconds a read or write between Apache and a daemon process may "
+     "block; then the request fails (504 before the response started)"),
+    ("--connect-timeout", "SECONDS",
+     "seconds Apache keeps trying to connect to a busy daemon process "
+     "group; then the request fails with 503"),
+    ("--response-socket-timeout", "SECONDS",
+     "seconds a write of the response to the client may block; 0 for "
+     "--socket-timeout's value (passed on; Tether's transport does not "
+     "use it yet)"),
+    ("--deadlock-timeout", "SECONDS",
+     "seconds a process may hold Python's GIL without letting go before it "
+     "is restarted"),
+    ("--inactivity-timeout", "SECONDS",
+     "seconds without any request after which a process is restarted"),
+    ("--maximum-requests", "NUMBER",
+     "requests after which a process is restarted (gracefully)"),
+    ("--restart-interval", "SECONDS",
+     "seconds after which each process is restarted (gracefully)"),
+    ("--cpu-time-limit", "SECONDS",
+     "seconds of CPU time after which a process is restarted (gracefully)"),
+    ("--graceful-timeout", "SECONDS",
+     "seconds a process being restarted keeps serving its requests in "
+     "flight before it shuts down"),
+    ("--eviction-timeout", "SECONDS",
+     "seconds a process asked to restart by a graceful restart of Apache "
+     "(or SIGUSR1) keeps serving its requests; 0 for --graceful-timeout's "
+     "value"),
+    ("--shutdown-timeout", "SECONDS",
+     "seconds a process that shuts down may take before it is killed"),
+    ("--daemon-backlog", "NUMBER",
+     "connections from Apache queued for a daemon process group before "
+     "Apache has to retry (listen-backlog)"),
+    ("--send-buffer-size", "BYTES",
+     "bytes of socket buffer for data sent to the daemon processes, 0 for "
+     "the system's default (passed on; Tether's transport does not use it "
+     "yet)"),
+    ("--receive-buffer-size", "BYTES",
+     "bytes of socket buffer for data received from the daemon processes, "
+     "0 for the system's default (passed on; not used yet)"),
+    ("--header-buffer-size", "BYTES",
+     "largest response head, in bytes, a daemon process may send; 0 for "
+     "32768"),
+    ("--response-buffer-size", "BYTES",
+     "bytes of response Apache's children buffer from a daemon process "
+     "before passing it on, 0 for 65536 (passed on; Tether's transport "
+     "passes on what the application yields, so it is not used yet)"),
+)
 
 
 def _add_apache_options(parser):
@@ -151,8 +209,9 @@ def _add_server_options(parser):
              "request's WSGI environ; repeatable (default: none)")
     app.add_argument(
         "--reload-on-changes", action="store_true",
-        help="reload the WSGI script when it changes (embedded mode: "
-             "WSGIScriptReloading On) (default: off)")
+        help="reload the WSGI script when it changes (WSGIScriptReloading "
+             "On); daemon mode does so even without this option, unless "
+             "--disable-reloading (default: off)")
     app.add_argument(
         "--disable-reloading", action="store_true",
         help="never reload the WSGI script, even with --reload-on-changes "
@@ -168,9 +227,9 @@ def _add_server_options(parser):
              "(default: off)")
     app.add_argument(
         "--embedded-mode", action="store_true",
-        help="run the application inside Apache's child processes; the only "
-             "mode so far, so it is used with or without this option "
-             "(default: embedded)")
+        help="run the application inside Apache's own child processes "
+             "instead of in daemon processes; the daemon process options "
+             "below then have no effect (default: off, daemon mode)")
 
     http = parser.add_argument_group("HTTP")
     http.add_argument(
@@ -198,32 +257,67 @@ def _add_server_options(parser):
         "--keep-alive-timeout", type=_count, metavar="SECONDS", default=2,
         help="seconds an idle connection is kept open for another request, "
              "0 to close after each (default: 2)")
+    http.add_argument(
+        "--server-backlog", type=_count, metavar="NUMBER", default=500,
+        help="connections the kernel queues for Apache before it accepts "
+             "them (ListenBacklog) (default: 500)")
 
     proc = parser.add_argument_group("Processes")
     proc.add_argument(
         "--processes", type=_count, metavar="NUMBER", default=1,
-        help="Apache child processes to start (default: 1)")
+        help="daemon processes running the application (embedded mode: "
+             "Apache child processes) (default: 1)")
     proc.add_argument(
         "--threads", type=_count, metavar="NUMBER", default=5,
-        help="request threads in each process; with the prefork MPM, "
-             "processes x threads single-threaded processes (default: 5)")
+        help="request threads in each of those processes; in embedded mode "
+             "with the prefork MPM, processes x threads single-threaded "
+             "processes (default: 5)")
     proc.add_argument(
         "--max-clients", type=_count, metavar="NUMBER",
-        help="most requests served at once (MaxRequestWorkers); Apache may "
-             "start more processes to reach it (default: processes x "
-             "threads)")
+        help="most requests Apache serves at once (MaxRequestWorkers), "
+             "rounded up to whole Apache processes (default: daemon mode 1.5 "
+             "x processes x threads + 10, at least 20; embedded mode "
+             "processes x threads)")
     proc.add_argument(
         "--server-mpm", choices=("event", "worker", "prefork"),
         help="Apache MPM to use (default: the first of event, worker, "
              "prefork that this Apache has)")
     proc.add_argument(
+        "--process-name", metavar="NAME",
+        help="the name start-server gives Apache's parent process (its "
+             "argv[0]), for process managers that look for it; the "
+             "apachectl script does not (default: the httpd executable's "
+             "path)")
+    proc.add_argument(
         "--user", metavar="USERNAME",
-        help="when started as root, the user Apache's children run as "
-             "(default: the first of www-data, apache, nobody that exists)")
+        help="when started as root, the user Apache's children and the "
+             "daemon processes run as (default: the first of www-data, "
+             "apache, nobody that exists)")
     proc.add_argument(
         "--group", metavar="GROUP",
-        help="when started as root, the group Apache's children run as "
-             "(default: the user's primary group)")
+        help="when started as root, the group Apache's children and the "
+             "daemon processes run as (default: the user's primary group)")
+
+    daemon = parser.add_argument_group(
+        "Daemon processes",
+        "How the daemon processes (WSGIDaemonProcess) run; none of these "
+        "applies with --embedded-mode.  A timeout or limit of 0 turns it "
+        "off unless said otherwise.")
+    daemon.add_argument(
+        "--process-group", metavar="NAME",
+        help="name of the daemon process group; the processes show as "
+             "(wsgi:NAME) (default: HOST:PORT, e.g. localhost:8000, shown "
+             "as (wsgi:HOST:PORT:UID))")
+    daemon.add_argument(
+        "--socket-prefix", metavar="DIRECTORY-PATH",
+        help="directory of the Unix sockets between Apache's children and "
+             "the daemon processes (WSGISocketPrefix DIRECTORY/wsgi); "
+             "created if missing (default: the server root)")
+    for name, metavar, text in _DAEMON_NUMBERS:
+        default = DAEMON_DEFAULTS[name[2:].replace("-", "_")]
+        daemon.add_argument(name, type=_count, metavar=metavar,
+                            default=default,
+                            help="%s (default: %d)" % (text, default))
 
     server = parser.add_argument_group("Server root and logs")
     server.add_argument(
@@ -266,8 +360,8 @@ def _add_server_options(parser):
 
 _SERVER_EPILOG = (
     "Options of mod_wsgi-express that tether-express does not implement yet "
-    "(daemon mode tuning, HTTPS, authentication scripts, log rotation, "
-    "debugging...) are refused with an error naming them.")
+    "(HTTPS, authentication scripts, log rotation, debugging...) are "
+    "refused with an error naming them.")
 
 
 def make_parser():
@@ -369,13 +463,35 @@ def _prepare(args):
                              args.mime_types)
     account, note = resolve_account(args.user, args.group)
     setup = build(args, apache, account, module_path, account_note=note)
-    write(setup)
-    problem = find_unreadable(account, setup.needs)
     soft = find_unreadable(account, setup.soft_needs)
-    if soft is not None:
+    if soft is not None and setup.mode == "daemon":
+        # The daemons would fail to enter it: start them in the server root.
+        setup = build(args, apache, account, module_path, account_note=note,
+                      working_directory_unreadable=True)
+        setup.warnings.append(
+            "%s; the daemon processes start in %s instead: pass "
+            "--working-directory to choose another" % (soft,
+                                                       setup.server_root))
+    elif soft is not None:
         setup.warnings.append(
             "%s; pass --working-directory to choose another" % soft)
+    write(setup)
+    problem = find_unreadable(account, setup.needs)
+    if problem is None and setup.socket_dir is not None \
+            and not os.access(setup.socket_dir, os.W_OK | os.X_OK):
+        # Apache's parent, running as this user, makes the sockets there.
+        problem = ("the daemon socket directory %s is not writable by %s, "
+                   "which Apache's parent runs as: pass --socket-prefix "
+                   "naming a directory it can write"
+                   % (setup.socket_dir, _whoami()))
     return setup, problem
+
+
+def _whoami():
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return "uid %d" % os.geteuid()
 
 
 def _print_summary(setup, out=None):
@@ -403,14 +519,24 @@ def cmd_start_server(args):
     if problem is not None:
         raise SetupError(str(problem))
     _print_summary(setup)
-    status = supervise.run(
-        supervise.foreground_command(setup.httpd, setup.conf),
-        cwd=setup.working_directory)
+    command = supervise.foreground_command(setup.httpd, setup.conf)
+    if setup.process_name:
+        command = named_command(command, setup.process_name)
+    status = supervise.run(command, cwd=setup.working_directory)
     if status != 0:
         print("%s: Apache exited with status %d" % (PROG, status),
               file=sys.stderr)
         _show_log_tail(setup.error_log)
     return status
+
+
+def named_command(command, name):
+    """`command` run under another argv[0] (--process-name): a small Python
+    execs it, as the shell's `exec -a` would (same process, so the signals
+    start-server forwards reach it)."""
+    return [sys.executable, "-I", "-S", "-c",
+            "import os, sys; os.execv(sys.argv[1], sys.argv[2:])",
+            command[0], name] + list(command[1:])
 
 
 def _show_log_tail(path, lines=20):

@@ -18,12 +18,54 @@ import sysconfig
 from . import __version__
 from .access import Need, python_needs
 from .apache import mpm_module
-from .render import Blocks, apache_escape, render_template, tidy
+from .render import (Blocks, apache_escape, option_escape, render_template,
+                     tidy)
 
-# Operating modes.  Daemon mode (WSGIDaemonProcess) comes next: it adds a
-# block to blocks.conf.in and an entry here, and becomes the default.
-MODES = ("embedded",)
-DEFAULT_MODE = "embedded"
+# Operating modes, each with an app_<mode> block in blocks.conf.in.  As with
+# mod_wsgi-express, the application runs in daemon processes unless
+# --embedded-mode puts it into Apache's own children.
+MODES = ("daemon", "embedded")
+DEFAULT_MODE = "daemon"
+
+# The numeric daemon process options (argparse dest, as in --request-timeout)
+# with mod_wsgi-express's defaults.  Each fills the placeholder of its name
+# in upper case in blocks.conf.in's daemon_group block.
+DAEMON_DEFAULTS = {
+    "request_timeout": 60,
+    "startup_timeout": 15,
+    "queue_timeout": 45,
+    "socket_timeout": 60,
+    "connect_timeout": 15,
+    "response_socket_timeout": 0,
+    "deadlock_timeout": 60,
+    "inactivity_timeout": 0,
+    "maximum_requests": 0,
+    "restart_interval": 0,
+    "cpu_time_limit": 0,
+    "graceful_timeout": 15,
+    "eviction_timeout": 0,
+    "shutdown_timeout": 5,
+    "daemon_backlog": 100,
+    "send_buffer_size": 0,
+    "receive_buffer_size": 0,
+    "header_buffer_size": 0,
+    "response_buffer_size": 0,
+}
+# What mod_tether accepts besides 0 where that is narrower than 1 to
+# INT_MAX: (smallest, largest, what 0 means).
+INT_MAX = 2147483647
+DAEMON_RANGES = {
+    "daemon_backlog": (1, 65535, None),
+    "send_buffer_size": (512, INT_MAX, "the system's default"),
+    "receive_buffer_size": (512, INT_MAX, "the system's default"),
+    "header_buffer_size": (8192, 16 * 1024 * 1024, "the default, 32768"),
+    "response_buffer_size": (65536, INT_MAX, "the default, 65536"),
+}
+MAX_DAEMON_PROCESSES = 10000     # mod_tether's limits for processes=
+MAX_DAEMON_THREADS = 10000       # and threads=
+# mod_tether names each daemon socket <WSGISocketPrefix>.<pid>.<generation>.
+# <group>.sock, adding at most 39 characters; a Unix socket path holds 107.
+MAX_SOCKET_PREFIX = 107 - 39
 
 LOG_LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info",
               "debug") + tuple("trace%d" % i for i in range(1, 9))
@@ -100,7 +142,9 @@ def _comment(command):
 
 
 def mpm_sizing(mpm, processes, threads, max_clients=None):
-    """The MPM directives' values for --processes/--threads/--max-clients.
+    """The MPM directives' values in embedded mode, where Apache's children
+    run the application: {START, SERVER_LIMIT, THREADS (per child),
+    MAX_CLIENTS, MIN_SPARE, MAX_SPARE} and MPM.
 
     Threaded MPMs (event, worker) run `processes` children of `threads`
     threads; --max-clients (default processes x threads) is MaxRequestWorkers,
@@ -112,34 +156,104 @@ def mpm_sizing(mpm, processes, threads, max_clients=None):
         children = processes * threads
         most = max_clients or children
         start = min(children, most)
-        return {"MPM": mpm, "START": start, "MAX_CLIENTS": most,
-                "MAX_SPARE": max(most, start + 1),
-                "PROCESSES": processes, "THREADS": threads}
+        return {"MPM": mpm, "START": start, "SERVER_LIMIT": most,
+                "THREADS": 1, "MAX_CLIENTS": most, "MIN_SPARE": start,
+                "MAX_SPARE": max(most, start + 1)}
     most = max_clients or processes * threads
     server_limit = max(1, math.ceil(most / threads))
     most = server_limit * threads
     start = min(processes, server_limit)
-    return {"MPM": mpm, "PROCESSES": start, "THREADS": threads,
-            "SERVER_LIMIT": server_limit, "MAX_CLIENTS": most,
-            "MIN_SPARE": threads, "MAX_SPARE": max(most, 2 * threads)}
+    return {"MPM": mpm, "START": start, "SERVER_LIMIT": server_limit,
+            "THREADS": threads, "MAX_CLIENTS": most, "MIN_SPARE": threads,
+            "MAX_SPARE": max(most, 2 * threads)}
+
+
+def daemon_clients(processes, threads):
+    """Apache's MaxRequestWorkers in daemon mode without --max-clients:
+    1.5 x the daemons' capacity + 10, at least 20 (mod_wsgi-express's)."""
+    return max(20, 3 * processes * threads // 2 + 10)
+
+
+def daemon_mpm_sizing(mpm, processes, threads, max_clients=None):
+    """The MPM directives' values in daemon mode (keys as mpm_sizing's).
+
+    Apache's children only pass requests on to the daemon processes (and
+    serve static files), so they are sized for more requests at once than
+    the daemons run: those waiting for a daemon thread, and idle keep-alive
+    connections.  MaxRequestWorkers is --max-clients, by default
+    daemon_clients(); threaded MPMs split it into children of 10 to 25
+    threads (about four children), start one child per ten and add more
+    as needed; prefork starts one process in twenty.
+    """
+    most = max_clients or daemon_clients(processes, threads)
+    if mpm == "prefork":
+        start = max(1, most // 20)
+        return {"MPM": mpm, "START": start, "SERVER_LIMIT": most,
+                "THREADS": 1, "MAX_CLIENTS": most, "MIN_SPARE": start,
+                "MAX_SPARE": max(start + 1, most // 10)}
+    per_child = min(most, max(10, min(25, math.ceil(most / 4))))
+    server_limit = math.ceil(most / per_child)
+    start = max(1, server_limit // 10)
+    return {"MPM": mpm, "START": start, "SERVER_LIMIT": server_limit,
+            "THREADS": per_child, "MAX_CLIENTS": server_limit * per_child,
+            "MIN_SPARE": per_child * start,
+            "MAX_SPARE": per_child * max(start + 1,
+                                         math.ceil(server_limit / 2))}
+
+
+def _plural(n, word):
+    return "%d %s" % (n, word if n == 1 else word + (
+        "es" if word.endswith("s") else "s"))
 
 
 def capacity_text(sizing):
-    """E.g. '5 (1 process x 5 threads, event MPM)'."""
-    def plural(n, word):
-        return "%d %s" % (n, word if n == 1 else word + (
-            "es" if word.endswith("s") else "s"))
+    """Embedded mode: e.g. '5 (1 process x 5 threads, event MPM)'."""
     if sizing["MPM"] == "prefork":
         return "%d (%s x 1 thread, prefork MPM; at most %d)" % (
-            sizing["START"], plural(sizing["START"], "process"),
+            sizing["START"], _plural(sizing["START"], "process"),
             sizing["MAX_CLIENTS"])
-    start = sizing["PROCESSES"] * sizing["THREADS"]
+    start = sizing["START"] * sizing["THREADS"]
     text = "%d (%s x %s, %s MPM" % (
-        start, plural(sizing["PROCESSES"], "process"),
-        plural(sizing["THREADS"], "thread"), sizing["MPM"])
+        start, _plural(sizing["START"], "process"),
+        _plural(sizing["THREADS"], "thread"), sizing["MPM"])
     if sizing["MAX_CLIENTS"] != start:
         text += "; at most %d" % sizing["MAX_CLIENTS"]
     return text + ")"
+
+
+def daemon_capacity_text(processes, threads):
+    """Daemon mode: e.g. '5 (1 process x 5 threads)'."""
+    return "%d (%s x %s)" % (processes * threads,
+                             _plural(processes, "process"),
+                             _plural(threads, "thread"))
+
+
+def server_capacity_text(sizing):
+    """Apache's side in daemon mode: e.g. '20 (event MPM: up to 2
+    processes x 10 threads)'."""
+    if sizing["MPM"] == "prefork":
+        return "%d (prefork MPM: up to %s)" % (
+            sizing["MAX_CLIENTS"], _plural(sizing["SERVER_LIMIT"], "process"))
+    return "%d (%s MPM: up to %s x %s)" % (
+        sizing["MAX_CLIENTS"], sizing["MPM"],
+        _plural(sizing["SERVER_LIMIT"], "process"),
+        _plural(sizing["THREADS"], "thread"))
+
+
+def default_process_group(host, port):
+    """mod_wsgi-express's group name: the listening host and port."""
+    return "%s:%d" % (host or "localhost", port)
+
+
+def display_name(group, explicit_group, uid=None):
+    """The daemons' process title: (wsgi:GROUP), and for the default group
+    also the user, as in (wsgi:localhost:8000:1000), so that the servers
+    of two users on one port are told apart (mod_wsgi-express's)."""
+    if explicit_group:
+        return "(wsgi:%s)" % group
+    if uid is None:
+        uid = os.geteuid()
+    return "(wsgi:%s:%d)" % (group, uid)
 
 
 class ServerSetup:
@@ -157,6 +271,12 @@ class ServerSetup:
         self.working_directory = None
         self.error_log = None
         self.warnings = []
+        self.mode = None
+        self.process_group = None   # daemon mode: the group's name
+        self.display_name = None    # ... and its processes' title
+        self.process_name = None    # --process-name: Apache's parent's
+        self.socket_dir = None      # daemon mode: where the sockets go
+        self.daemon_home = None     # ... and where the daemons start
 
 
 def _positive(name, value, minimum=1):
@@ -200,14 +320,96 @@ def resolve_application(args, server_root):
     return script, "script", callable_object, None
 
 
+def _option(dest):
+    return "--" + dest.replace("_", "-")
+
+
+def daemon_settings(args):
+    """The numeric daemon process options of `args`, checked against what
+    mod_tether accepts: {dest: value}."""
+    values = {}
+    for dest in DAEMON_DEFAULTS:
+        value = getattr(args, dest)
+        low, high, zero = DAEMON_RANGES.get(dest, (1, INT_MAX, None))
+        if value < 0 or value > high:
+            raise SetupError("%s must be from 0 to %d, not %d"
+                             % (_option(dest), high, value))
+        if 0 < value < low:
+            raise SetupError("%s must be 0 (%s) or from %d to %d, not %d"
+                             % (_option(dest), zero, low, high, value))
+        values[dest] = value
+    return values
+
+
+def daemon_only_options(args):
+    """The daemon process options `args` sets, which --embedded-mode
+    ignores."""
+    given = [_option(dest) for dest, default in DAEMON_DEFAULTS.items()
+             if getattr(args, dest) != default]
+    return given + [option for option, value in (
+        ("--process-group", args.process_group),
+        ("--socket-prefix", args.socket_prefix)) if value]
+
+
+def _daemon_group(args, setup, blocks, port, daemon, python_path,
+                  working_directory_unreadable):
+    """The daemon_group block (WSGIDaemonProcess and friends); records the
+    group, its title, socket directory and home in `setup`."""
+    group = args.process_group or default_process_group(args.host, port)
+    if group.startswith("%"):
+        raise SetupError("--process-group %s cannot start with %%: names "
+                         "such as %%{GLOBAL} mean something else" % group)
+    if not group.strip():
+        raise SetupError("--process-group must not be empty")
+    setup.process_group = group
+    setup.display_name = display_name(group, bool(args.process_group))
+    if args.socket_prefix:
+        socket_dir = os.path.abspath(args.socket_prefix)
+        if os.path.lexists(socket_dir) and not os.path.isdir(socket_dir):
+            raise SetupError("--socket-prefix %s is not a directory"
+                             % socket_dir)
+    else:
+        socket_dir = setup.server_root
+    setup.socket_dir = socket_dir
+    if socket_dir not in setup.dirs:
+        setup.dirs.append(socket_dir)
+    socket_prefix = os.path.join(socket_dir, "wsgi")
+    if len(socket_prefix) > MAX_SOCKET_PREFIX:
+        raise SetupError(
+            "the daemon sockets' path %s.* is too long for a Unix socket (at "
+            "most %d characters before the '.'); pass --socket-prefix with a "
+            "shorter directory" % (socket_prefix, MAX_SOCKET_PREFIX))
+    # The daemons start in the working directory (mod_wsgi-express's
+    # home=), or in the server root when their account cannot enter it.
+    setup.daemon_home = setup.server_root if working_directory_unreadable \
+        else setup.working_directory
+    processes = args.processes
+    return blocks.render(
+        "daemon_group",
+        GROUP=apache_escape(group),
+        DISPLAY_NAME=option_escape(setup.display_name),
+        SOCKET_PREFIX=apache_escape(socket_prefix),
+        HOME=option_escape(setup.daemon_home),
+        THREADS=args.threads,
+        # mod_wsgi sets wsgi.multiprocess when processes= is given.
+        PROCESSES_OPTION=blocks.render("daemon_processes",
+                                       PROCESSES=processes)
+        if processes > 1 else "",
+        PYTHON_HOME=option_escape(python_home()),
+        PYTHON_PATH=option_escape(":".join(python_path)),
+        **{dest.upper(): value for dest, value in daemon.items()})
+
+
 def build(args, apache, account, module_path, account_note=None,
-          command_line=None):
+          command_line=None, working_directory_unreadable=False):
     """Compute the server root for parsed options `args`.
 
     `apache` is an apache.Apache, `account` the access.Account Apache's
-    children run as (with `account_note` saying why, for the summary),
-    `module_path` the mod_tether.so to load.  Raises SetupError or
-    ApacheError with a message for the user.
+    children (and the daemon processes) run as (with `account_note` saying
+    why, for the summary), `module_path` the mod_tether.so to load.  With
+    `working_directory_unreadable` (a defaulted working directory that
+    account cannot enter), the daemon processes start in the server root
+    instead.  Raises SetupError or ApacheError with a message for the user.
     """
     setup = ServerSetup()
     blocks = Blocks("blocks.conf.in")
@@ -222,6 +424,26 @@ def build(args, apache, account, module_path, account_note=None,
     threads = _positive("--threads", args.threads)
     if args.max_clients is not None:
         _positive("--max-clients", args.max_clients)
+    _positive("--server-backlog", args.server_backlog)
+    mode = "embedded" if args.embedded_mode else DEFAULT_MODE
+    setup.mode = mode
+    if args.process_name is not None:
+        if not args.process_name.strip() or "\0" in args.process_name:
+            raise SetupError("--process-name %r cannot name a process"
+                             % args.process_name)
+        setup.process_name = args.process_name
+    daemon = daemon_settings(args)
+    if mode == "embedded":
+        for option in daemon_only_options(args):
+            setup.warnings.append("%s only applies to daemon mode: it has "
+                                  "no effect with --embedded-mode" % option)
+    else:
+        for option, value, most in (
+                ("--processes", processes, MAX_DAEMON_PROCESSES),
+                ("--threads", threads, MAX_DAEMON_THREADS)):
+            if value > most:
+                raise SetupError("%s is at most %d in daemon mode, not %d"
+                                 % (option, most, value))
     _positive("--limit-request-body", args.limit_request_body, 0)
     if args.limit_request_body > MAX_LIMIT_REQUEST_BODY:
         raise SetupError("--limit-request-body is at most %d"
@@ -249,7 +471,6 @@ def build(args, apache, account, module_path, account_note=None,
         args, server_root)
     if shim is not None:
         setup.files[script] = (shim, 0o644)
-    mode = DEFAULT_MODE
 
     # --- logs ------------------------------------------------------------
     log_dir = args.log_directory
@@ -323,8 +544,19 @@ def build(args, apache, account, module_path, account_note=None,
         blocks.render("load_module", NAME=name, PATH=apache_escape(path))
         for name, path in loads)
 
-    sizing = mpm_sizing(mpm, processes, threads, args.max_clients)
-    mpm_block = blocks.render(
+    if mode == "daemon":
+        sizing = daemon_mpm_sizing(mpm, processes, threads, args.max_clients)
+        note = blocks.render("mpm_note_daemon", DAEMON_CAPACITY=processes *
+                             threads, **sizing)
+    elif mpm == "prefork":
+        sizing = mpm_sizing(mpm, processes, threads, args.max_clients)
+        note = blocks.render("mpm_note_embedded_prefork",
+                             PROCESSES=processes, APP_THREADS=threads,
+                             **sizing)
+    else:
+        sizing = mpm_sizing(mpm, processes, threads, args.max_clients)
+        note = blocks.render("mpm_note_embedded_threaded", **sizing)
+    mpm_block = note + "\n" + blocks.render(
         "mpm_prefork" if mpm == "prefork" else "mpm_threaded", **sizing)
 
     if args.keep_alive_timeout > 0:
@@ -333,9 +565,29 @@ def build(args, apache, account, module_path, account_note=None,
     else:
         keep_alive = blocks.render("keep_alive_off")
 
-    reloading = args.reload_on_changes and not args.disable_reloading
+    # Embedded mode reloads a changed script only when asked; daemon mode
+    # unless told not to, as mod_wsgi-express does.  (mod_wsgi-express's
+    # --reload-on-changes also restarts the daemons when any module the
+    # application imported changes: that needs a file watcher, to come.)
+    if mode == "daemon":
+        reloading = not args.disable_reloading
+    else:
+        reloading = args.reload_on_changes and not args.disable_reloading
+    if mode == "daemon":
+        # Python is set up on the group; Apache's children start none.
+        daemon_group = _daemon_group(args, setup, blocks, port, daemon,
+                                     python_path,
+                                     working_directory_unreadable)
+        python_path_block = ""
+    else:
+        daemon_group = ""
+        python_path_block = blocks.render(
+            "python_path", PATH=apache_escape(":".join(python_path)))
     application = blocks.render(
         "app_" + mode,
+        GROUP=apache_escape(setup.process_group or ""),
+        GROUP_OPTION=option_escape(setup.process_group or ""),
+        APPLICATION_GROUP_OPTION=option_escape(args.application_group),
         MOUNT_POINT=apache_escape(mount_point),
         SCRIPT=apache_escape(script),
         SCRIPT_DIR=apache_escape(os.path.dirname(script)),
@@ -397,6 +649,7 @@ def build(args, apache, account, module_path, account_note=None,
         RUN_AS=blocks.render("run_as", USER=account.apache_user,
                              GROUP=account.apache_group),
         LISTEN=_listen(args.host, port),
+        SERVER_BACKLOG=args.server_backlog,
         MPM=mpm_block,
         KEEP_ALIVE=keep_alive,
         LIMIT_REQUEST_BODY=args.limit_request_body,
@@ -407,10 +660,10 @@ def build(args, apache, account, module_path, account_note=None,
         if access_log else "",
         DOCUMENT_ROOT=apache_escape(document_root),
         PYTHON_HOME=apache_escape(python_home()),
-        PYTHON_PATH=blocks.render("python_path",
-                                  PATH=apache_escape(":".join(python_path))),
+        PYTHON_PATH=python_path_block,
         ENVIRONMENT="\n".join(environment),
         MODE=mode,
+        DAEMON_GROUP=daemon_group,
         APPLICATION=application,
         STATIC_FILES=static_files,
         URL_ALIASES="\n\n".join(url_aliases),
@@ -427,7 +680,9 @@ def build(args, apache, account, module_path, account_note=None,
         WORKING_DIRECTORY_SH=shlex.quote(working_directory))
     setup.files[os.path.join(server_root, "apachectl")] = (apachectl, 0o755)
 
-    # --- what Apache's children must be able to read -----------------------
+    # --- what Apache's children and the daemons must be able to read -------
+    # Both run as the same account (the daemons take Apache's User and
+    # Group), so one list serves both.
     needs = python_needs()
     needs.append(Need(os.path.dirname(module_path),
                       "mod_tether.so's directory", python=True))
@@ -438,11 +693,16 @@ def build(args, apache, account, module_path, account_note=None,
         needs.append(Need(script, "the WSGI script"))
     working = Need(working_directory, "the working directory")
     if args.working_directory:
+        # The daemon processes start in it (home=): it must be readable.
         needs.append(working)
-    else:
+    elif not working_directory_unreadable:
         # Defaulted to where tether-express runs (often a home directory):
-        # the application may never use it, so only warn.
+        # the application may never use it, so only warn (and in daemon
+        # mode, start the daemons in the server root instead).
         setup.soft_needs.append(working)
+    if mode == "daemon":
+        # Apache's children connect to the sockets in it.
+        needs.append(Need(setup.socket_dir, "the daemon socket directory"))
     for entry in python_path[1:]:
         needs.append(Need(entry, "the --python-path entry", optional=True))
     needs.append(Need(document_root, "the document root"))
@@ -466,10 +726,19 @@ def build(args, apache, account, module_path, account_note=None,
         ("Control Script", os.path.join(server_root, "apachectl")),
         ("Application", app_text),
         ("Operating Mode", mode),
-        ("Request Capacity", capacity_text(sizing)),
-        ("Error Log", "terminal (%s)" % args.log_level if to_terminal
-         else "%s (%s)" % (error_log, args.log_level)),
     ]
+    if mode == "daemon":
+        summary += _daemon_summary(setup, processes, threads, daemon, sizing,
+                                   args.server_backlog)
+    else:
+        summary += [("Request Capacity", capacity_text(sizing)),
+                    ("Server Backlog", "%d (connections)"
+                     % args.server_backlog)]
+    if setup.process_name:
+        summary.append(("Process Name", setup.process_name))
+    summary.append(("Error Log", "terminal (%s)" % args.log_level
+                    if to_terminal else "%s (%s)" % (error_log,
+                                                     args.log_level)))
     if access_log:
         summary.append(("Access Log", "terminal" if to_terminal
                         else access_log))
@@ -481,6 +750,40 @@ def build(args, apache, account, module_path, account_note=None,
     summary.append(("Python Home", python_home()))
     setup.summary = summary
     return setup
+
+
+def _seconds(value):
+    return "%d (seconds)" % value if value else "off"
+
+
+def _daemon_summary(setup, processes, threads, daemon, sizing, backlog):
+    """The summary lines of daemon mode, as mod_wsgi-express prints them,
+    plus the other timeouts and the limits that recycle processes."""
+    lines = [
+        ("Process Group", "%s, processes shown as %s"
+         % (setup.process_group, setup.display_name)),
+        ("Request Capacity", daemon_capacity_text(processes, threads)),
+        ("Request Timeout", _seconds(daemon["request_timeout"])),
+        ("Startup Timeout", _seconds(daemon["startup_timeout"])),
+        ("Queue Backlog", "%d (connections)" % daemon["daemon_backlog"]),
+        ("Queue Timeout", _seconds(daemon["queue_timeout"])),
+        ("Socket Timeout", _seconds(daemon["socket_timeout"])),
+        ("Connect Timeout", _seconds(daemon["connect_timeout"])),
+    ]
+    for dest, label in (("maximum_requests", "Maximum Requests"),
+                        ("inactivity_timeout", "Inactivity Timeout"),
+                        ("restart_interval", "Restart Interval"),
+                        ("cpu_time_limit", "CPU Time Limit")):
+        value = daemon[dest]
+        if value:
+            lines.append((label, str(value) if dest == "maximum_requests"
+                          else _seconds(value)))
+    lines += [
+        ("Server Capacity", server_capacity_text(sizing)),
+        ("Server Backlog", "%d (connections)" % backlog),
+        ("Daemon Sockets", os.path.join(setup.socket_dir, "wsgi") + ".*"),
+    ]
+    return lines
 
 
 def _rewrite_escape(path):

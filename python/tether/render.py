@@ -102,6 +102,20 @@ def apache_escape(value):
     return value.replace('"', '\\"')
 
 
+def option_escape(value):
+    """Escape a value for use inside double quotes in a name="value" option
+    of WSGIDaemonProcess or WSGIScriptAlias: "@VALUE@" in a template.
+
+    mod_tether reads \\" and \\\\ there as a quote and a backslash; line
+    breaks are refused as apache_escape() does.
+    """
+    value = str(value)
+    if "\n" in value or "\r" in value or "\0" in value:
+        raise TemplateError("%r cannot be written into an Apache "
+                            "configuration: it holds a line break" % value)
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def tidy(text):
     """Collapse runs of blank lines left by empty blocks into one."""
     text = re.sub(r"\n{3,}", "\n\n", text)

@@ -6,10 +6,14 @@ with mkdtemp under /tmp and opened to mode 0755, so that Apache's children
 (www-data when the suite runs as root) can read the application copied
 into it.  Each server is stopped by pid and checked to be gone.
 
-The applications live in tests/apps/express/.
+The applications live in tests/apps/express/.  By default start-server runs
+them in daemon processes (children of Apache's parent, titled
+"(wsgi:HOST:PORT:UID)"); --embedded-mode runs them in Apache's children.
 """
 
+import concurrent.futures
 import contextlib
+import glob
 import json
 import os
 import pwd
@@ -20,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 
@@ -106,6 +111,22 @@ def parse_summary(text):
         if match:
             summary[match.group(1)] = match.group(2)
     return summary
+
+
+def cmdline_text(pid):
+    """The command line of pid as `ps -o args` shows it, or None."""
+    raw = harness.proc_cmdline(pid)
+    if raw is None:
+        return None
+    return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8",
+                                                         "replace")
+
+
+def processes_titled(title):
+    """Pids (anywhere on the system) whose command line is `title`."""
+    return [int(entry) for entry in os.listdir("/proc")
+            if entry.isdigit() and cmdline_text(int(entry)) == title
+            and harness.pid_alive(int(entry))]
 
 
 def processes_naming(text):
@@ -254,8 +275,37 @@ class ExpressServer:
             return None
 
     def apache_pids(self):
-        """Apache's parent and its children now."""
+        """Apache's parent and its children (daemons included) now."""
         return [self.httpd_pid] + harness.child_pids(self.httpd_pid)
+
+    @property
+    def display_name(self):
+        """The daemon processes' title, as the summary names it."""
+        match = re.search(r"processes shown as (\(wsgi:.*\))$",
+                          self.summary().get("Process Group", ""))
+        assert match, self.stdout()
+        return match.group(1)
+
+    def daemon_pids(self):
+        """Apache's children that are daemon processes of the group."""
+        title = self.display_name
+        return [p for p in harness.child_pids(self.httpd_pid)
+                if cmdline_text(p) == title]
+
+    def wait_daemons(self, count, exclude=()):
+        """Waits until `count` daemon processes (none of `exclude`) run;
+        returns their pids."""
+        def ready():
+            pids = [p for p in self.daemon_pids() if p not in exclude]
+            return pids if len(pids) == count else None
+        return harness.wait_for(ready, what="%d daemon process(es) of %s"
+                                % (count, self.name))
+
+    def worker_pids(self):
+        """Apache's children that serve HTTP (not the daemons)."""
+        daemons = set(self.daemon_pids())
+        return [p for p in harness.child_pids(self.httpd_pid)
+                if p not in daemons]
 
     def signal_and_wait(self, signum):
         """Sends signum to tether-express; returns its exit status once it,
@@ -408,16 +458,35 @@ def basic():
 
 
 class TestStartServer:
-    """One start-server run with defaults (error log in the server root):
-    serving, the summary, who the children run as, a graceful restart on
-    SIGHUP, and the stop on SIGTERM (last)."""
+    """One start-server run with defaults (daemon mode, error log in the
+    server root): serving from a daemon process, the summary, who the
+    children and daemons run as, a graceful restart on SIGHUP that replaces
+    the daemons, and the stop on SIGTERM that ends them too (last)."""
 
     def test_express_start_server_serves_the_app(self, basic):
         answer = basic.get("/some/path")
         assert answer["app"] == "express_app"
         assert answer["callable"] == "application"
         assert answer["path_info"] == "/some/path"
+
+    def test_express_default_runs_app_in_a_daemon_process(self, basic):
+        answer = basic.get("/")
+        title = "(wsgi:127.0.0.1:%d:%d)" % (basic.port, os.geteuid())
+        assert basic.display_name == title
+        # The pid that answered is titled as the group's daemons are, is a
+        # child of Apache's parent, and is not one of Apache's workers.
+        assert cmdline_text(answer["pid"]) == title
+        assert answer["pid"] in basic.wait_daemons(1)
         assert answer["pid"] in harness.child_pids(basic.httpd_pid)
+        workers = basic.worker_pids()
+        assert workers and answer["pid"] not in workers
+        for worker in workers:
+            assert basic.conf_path in cmdline_text(worker)
+        assert answer["process_group"] == "127.0.0.1:%d" % basic.port
+        assert answer["multithread"] is True     # 5 threads
+        assert answer["multiprocess"] is False   # 1 process
+        # Every request goes to the same daemon process.
+        assert {basic.get("/")["pid"] for _ in range(5)} == {answer["pid"]}
 
     def test_express_start_server_summary_names_url_root_mode_capacity_log(
             self, basic, httpd_env):
@@ -425,23 +494,38 @@ class TestStartServer:
         assert summary["Server URL"] == "http://127.0.0.1:%d/" % basic.port
         assert summary["Server Root"] == basic.root
         assert summary["Server Conf"] == basic.conf_path
-        assert summary["Operating Mode"] == "embedded"
+        assert summary["Operating Mode"] == "daemon"
         assert summary["Error Log"] == "%s (warn)" % basic.error_log_path
         assert os.path.isfile(basic.error_log_path)
         assert summary["Application"] == "%s (callable application)" \
             % os.path.join(basic.apps, APP)
         assert summary["Python Home"] == sys.prefix
+        assert summary["Request Capacity"] == "5 (1 process x 5 threads)"
+        assert summary["Request Timeout"] == "60 (seconds)"
+        assert summary["Startup Timeout"] == "15 (seconds)"
+        assert summary["Queue Backlog"] == "100 (connections)"
+        assert summary["Queue Timeout"] == "45 (seconds)"
+        assert summary["Socket Timeout"] == "60 (seconds)"
+        assert summary["Connect Timeout"] == "15 (seconds)"
+        assert summary["Server Backlog"] == "500 (connections)"
+        assert summary["Daemon Sockets"] == os.path.join(basic.root,
+                                                         "wsgi.*")
         if httpd_env.has_mpm("event"):
-            assert summary["Request Capacity"] == \
-                "5 (1 process x 5 threads, event MPM)"
+            assert summary["Server Capacity"] == \
+                "20 (event MPM: up to 2 processes x 10 threads)"
         else:
-            assert summary["Request Capacity"].startswith("5 (")
+            assert summary["Server Capacity"].startswith("20 (")
+        # The group's socket is in the server root.
+        assert glob.glob(os.path.join(basic.root, "wsgi.*.sock"))
 
     @needs_root
     def test_express_start_server_as_root_runs_children_as_web_user(
             self, basic):
         user = web_user()
-        for child, uids in children_uids(basic.httpd_pid).items():
+        daemons = basic.wait_daemons(1)
+        children = children_uids(basic.httpd_pid)
+        assert set(daemons) < set(children)
+        for child, uids in children.items():
             assert uids == [user.pw_uid] * 4, child
         assert uids_of(basic.httpd_pid)[0] == 0
         assert basic.get()["uid"] == user.pw_uid
@@ -461,6 +545,8 @@ class TestStartServer:
     def test_express_sighup_is_graceful_restart_keeping_parent(self, basic):
         mark = basic.log_mark()
         before = basic.get()
+        old_daemons = basic.wait_daemons(1)
+        assert before["pid"] in old_daemons
         basic.proc.send_signal(signal.SIGHUP)
         log = basic.wait_for_log(RESUMING, since=mark)
         assert GRACEFUL_LINE.search(log), log
@@ -468,21 +554,31 @@ class TestStartServer:
         assert basic.proc.poll() is None, "tether-express exited on SIGHUP"
         assert basic.read_pid() == basic.httpd_pid
         assert harness.pid_alive(basic.httpd_pid)
+        # New daemons replace the old ones, which finish and exit.
+        new_daemons = basic.wait_daemons(1, exclude=old_daemons)
+        wait_gone(old_daemons, "the daemons of before the restart to exit")
         after = basic.get()
         assert after["app"] == "express_app"
+        assert after["pid"] in new_daemons
         assert after["pid"] in harness.child_pids(basic.httpd_pid)
         assert before["app"] == after["app"]
 
     def test_express_sigterm_stops_apache_and_removes_pid_file(self, basic):
         assert basic.get()["app"] == "express_app"
         conf = basic.conf_path
+        title = basic.display_name
+        daemons = basic.wait_daemons(1)
         status = basic.signal_and_wait(signal.SIGTERM)
         assert status == 0, basic.output()
         assert not harness.pid_alive(basic.httpd_pid)
         assert not os.path.exists(basic.pid_path)
         assert processes_naming(conf) == []
+        # The daemons stopped with Apache: nothing has their title.
+        assert not any(harness.pid_alive(p) for p in daemons)
+        assert processes_titled(title) == []
         assert not accepting(basic.port)
         assert "caught SIGTERM, shutting down" in basic.error_log()
+        assert not glob.glob(os.path.join(basic.root, "wsgi.*.sock"))
 
 
 def test_express_log_to_terminal_and_sigint_stop():
@@ -684,13 +780,15 @@ def modapp(prefork):
             "module", "--application-type", "module",
             "--entry-point", MODULE_APP,
             "--python-path", lambda s: os.path.join(s.apps, "modules"),
-            "--processes", "2", "--threads", "2", *mpm) as srv:
+            "--embedded-mode", "--processes", "2", "--threads", "2",
+            *mpm) as srv:
         yield srv
 
 
 class TestModuleApplicationProcesses:
-    """--application-type module with --python-path, and --processes 2
-    --threads 2 under the prefork MPM (4 single-threaded children)."""
+    """--application-type module with --python-path, and --embedded-mode
+    --processes 2 --threads 2 under the prefork MPM (4 single-threaded
+    children)."""
 
     def test_express_module_entry_point_imported_from_python_path(
             self, modapp):
@@ -718,6 +816,104 @@ class TestModuleApplicationProcesses:
             assert answer["pid"] in children
         assert modapp.summary()["Request Capacity"] == \
             "4 (4 processes x 1 thread, prefork MPM; at most 4)"
+
+
+# --- daemon mode and --embedded-mode -----------------------------------------
+
+def test_express_embedded_mode_runs_app_in_apache_children():
+    with express_server("embedded", lambda s: os.path.join(s.apps, APP),
+                        "--embedded-mode") as srv:
+        answer = srv.get("/")
+        assert answer["app"] == "express_app"
+        assert answer["pid"] in harness.child_pids(srv.httpd_pid)
+        assert srv.conf_path in cmdline_text(answer["pid"])
+        assert answer["process_group"] == ""
+        assert not [p for p in harness.child_pids(srv.httpd_pid)
+                    if "(wsgi:" in (cmdline_text(p) or "")]
+        summary = srv.summary()
+        assert summary["Operating Mode"] == "embedded"
+        assert "Process Group" not in summary
+        assert not glob.glob(os.path.join(srv.root, "wsgi.*"))
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with express_server("pool", lambda s: os.path.join(s.apps, APP),
+                        "--processes", "2", "--threads", "3",
+                        "--process-name", "tether-express-pool-test") as srv:
+        yield srv
+
+
+class TestDaemonProcessesAndThreads:
+    """--processes 2 --threads 3 --process-name: two daemon processes of
+    three threads each, and Apache's parent under the given name."""
+
+    def test_express_processes_threads_start_two_multithreaded_daemons(
+            self, pool):
+        daemons = pool.wait_daemons(2)
+        with concurrent.futures.ThreadPoolExecutor(6) as executor:
+            answers = list(executor.map(lambda _: pool.get("/sleep/0.3"),
+                                        range(12)))
+        for answer in answers:
+            assert answer["pid"] in daemons
+            assert answer["multithread"] is True
+            assert answer["multiprocess"] is True
+        assert sorted(pool.daemon_pids()) == sorted(daemons)
+        assert pool.summary()["Request Capacity"] == \
+            "6 (2 processes x 3 threads)"
+
+    def test_express_process_name_names_apache_parent(self, pool):
+        raw = harness.proc_cmdline(pool.httpd_pid)
+        assert raw.startswith(b"tether-express-pool-test\0-f\0%s\0"
+                              % pool.conf_path.encode()), raw
+        assert pool.summary()["Process Name"] == "tether-express-pool-test"
+        # Its children (the workers) inherit the name; the daemons do not.
+        for worker in pool.worker_pids():
+            assert cmdline_text(worker).startswith(
+                "tether-express-pool-test -f ")
+        for daemon in pool.daemon_pids():
+            assert cmdline_text(daemon) == pool.display_name
+
+
+def test_express_maximum_requests_recycles_daemon_without_failures():
+    with express_server("recycle", lambda s: os.path.join(s.apps, APP),
+                        "--maximum-requests", "3") as srv:
+        first = srv.wait_daemons(1)
+        statuses, pids = [], []
+        with concurrent.futures.ThreadPoolExecutor(3) as executor:
+            for status, body in executor.map(
+                    lambda _: http_get(srv.port, "/"), range(15)):
+                statuses.append(status)
+                if status == 200:
+                    pids.append(json.loads(body)["pid"])
+        assert statuses == [200] * 15, statuses
+        # 15 requests, a new process after each 3: several pids.
+        assert len(set(pids)) >= 3, pids
+        assert first[0] in pids
+        assert srv.summary()["Maximum Requests"] == "3"
+        # The group is whole again: one daemon, not the first.
+        assert srv.wait_daemons(1, exclude=first)
+
+
+def test_express_request_timeout_answers_504_and_recovers():
+    with express_server("timeout", lambda s: os.path.join(s.apps, APP),
+                        "--request-timeout", "2") as srv:
+        first = srv.get("/")["pid"]
+        started = time.monotonic()
+        status, _ = http_get(srv.port, "/sleep/20")
+        took = time.monotonic() - started
+        assert status == 504
+        assert took < 15, took
+        srv.wait_for_log(re.compile(r"request-timeout"))
+        # The stuck process is recycled; a new one serves.
+        def from_a_new_process():
+            status, body = http_get(srv.port, "/")
+            answer = json.loads(body) if status == 200 else {}
+            return answer if answer.get("pid", first) != first else None
+        answer = harness.wait_for(from_a_new_process,
+                                  what="a new daemon process to serve")
+        assert answer["app"] == "express_app"
+        assert srv.summary()["Request Timeout"] == "2 (seconds)"
 
 
 # --- module-config and install-module into a harness config ------------------
@@ -819,11 +1015,11 @@ def test_express_unsupported_mod_wsgi_option_is_refused_by_name(command):
     work = make_workdir("unsupported")
     try:
         result = run_express(command, os.path.join(work, "apps", APP),
-                             "--maximum-requests", "10",
+                             "--interrupt-timeout", "10",
                              "--server-root", os.path.join(work, "root"),
                              cwd=work)
         assert result.returncode == 2, result.stdout + result.stderr
-        assert "--maximum-requests" in result.stderr
+        assert "--interrupt-timeout" in result.stderr
         assert "does not support" in result.stderr
         assert "Traceback" not in result.stderr
         assert not os.path.exists(os.path.join(work, "root"))

@@ -50,6 +50,45 @@ def test_cli_start_server_defaults_follow_mod_wsgi_express():
     for repeatable in ("url_alias", "python_path", "setenv", "passenv",
                        "include_file"):
         assert getattr(args, repeatable) is None, repeatable
+    assert args.server_backlog == 500
+    assert args.process_group is None and args.process_name is None
+    assert args.socket_prefix is None
+
+
+# mod_wsgi-express 6.1.1's defaults (`mod_wsgi-express start-server --help`
+# and the httpd.conf of `setup-server` without options), option by option.
+MOD_WSGI_EXPRESS_DEFAULTS = {
+    "processes": 1, "threads": 5, "request_timeout": 60,
+    "startup_timeout": 15, "queue_timeout": 45, "socket_timeout": 60,
+    "connect_timeout": 15, "response_socket_timeout": 0,
+    "deadlock_timeout": 60, "inactivity_timeout": 0, "maximum_requests": 0,
+    "restart_interval": 0, "cpu_time_limit": 0, "graceful_timeout": 15,
+    "eviction_timeout": 0, "shutdown_timeout": 5, "daemon_backlog": 100,
+    "server_backlog": 500, "send_buffer_size": 0, "receive_buffer_size": 0,
+    "header_buffer_size": 0, "response_buffer_size": 0,
+}
+
+
+def test_cli_daemon_mode_is_the_default_with_mod_wsgi_express_values():
+    args = parse("start-server")
+    assert args.embedded_mode is False
+    for dest, value in MOD_WSGI_EXPRESS_DEFAULTS.items():
+        assert getattr(args, dest) == value, dest
+    assert parse("start-server", "--embedded-mode").embedded_mode is True
+
+
+def test_cli_daemon_options_take_whole_numbers(capsys):
+    args = parse("start-server", "--maximum-requests", "3",
+                 "--request-timeout", "2", "--process-group", "site",
+                 "--process-name", "web", "--socket-prefix", "/run/x",
+                 "--daemon-backlog", "7", "--server-backlog", "9")
+    assert (args.maximum_requests, args.request_timeout,
+            args.daemon_backlog, args.server_backlog) == (3, 2, 7, 9)
+    assert (args.process_group, args.process_name, args.socket_prefix) == \
+        ("site", "web", "/run/x")
+    with pytest.raises(SystemExit):
+        parse("start-server", "--request-timeout", "1.5")
+    assert "'1.5' is not a whole number" in capsys.readouterr().err
 
 
 def test_cli_setup_and_start_server_share_every_option():
@@ -64,7 +103,16 @@ def test_cli_setup_and_start_server_share_every_option():
             "--limit-request-body", "--keep-alive-timeout",
             "--reload-on-changes", "--setup-only", "--httpd-executable",
             "--modules-directory", "--include-file",
-            "--embedded-mode"} <= visible_options(start)
+            "--embedded-mode", "--process-group", "--process-name",
+            "--socket-prefix", "--server-backlog", "--daemon-backlog",
+            "--maximum-requests", "--startup-timeout", "--shutdown-timeout",
+            "--restart-interval", "--cpu-time-limit", "--graceful-timeout",
+            "--eviction-timeout", "--deadlock-timeout",
+            "--inactivity-timeout", "--request-timeout", "--connect-timeout",
+            "--socket-timeout", "--queue-timeout", "--send-buffer-size",
+            "--receive-buffer-size", "--header-buffer-size",
+            "--response-buffer-size",
+            "--response-socket-timeout"} <= visible_options(start)
 
 
 def test_cli_every_option_documents_its_default():
@@ -77,6 +125,8 @@ def test_cli_every_option_documents_its_default():
     help_text = start.format_help()
     assert "(default: 8000)" in help_text
     assert "(default: 10485760)" in help_text
+    assert "--request-timeout SECONDS" in help_text
+    assert "--header-buffer-size BYTES" in help_text
     assert "--https-port" not in help_text      # refused ones stay hidden
 
 
@@ -126,10 +176,10 @@ def test_cli_bad_values_exit_with_usage(argv, message, capsys):
 
 @pytest.mark.parametrize("argv", [
     ["--https-port", "8443"],
-    ["--maximum-requests", "100"],
+    ["--interrupt-timeout", "5"],
     ["--debug-mode"],
     ["--service-script", "tasks", "tasks.py"],
-    ["--process-group", "site"],
+    ["--response-flush-delay", "0"],
 ])
 def test_cli_unsupported_mod_wsgi_express_options_are_refused_by_name(
         argv, capsys):

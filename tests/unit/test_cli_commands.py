@@ -2,9 +2,13 @@
 a fake Apache (a shell script) and a fake mod_tether.so; no Apache runs."""
 
 import os
+import pathlib
 import re
+import shutil
 import stat
+import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -17,7 +21,10 @@ DEBIAN_L = "Compiled in modules:\n  core.c\n  mod_so.c\n  mod_unixd.c\n" \
 
 @pytest.fixture
 def fake(tmp_path, monkeypatch):
-    """Fake httpd (records its arguments if ever run), modules, module."""
+    """Fake httpd (records its arguments if ever run), modules, module.
+
+    The server root is in a short directory of its own (the daemon sockets
+    go there; a Unix socket's path is short)."""
     ran = tmp_path / "httpd-ran"
     httpd = tmp_path / "sbin" / "apache2"
     httpd.parent.mkdir()
@@ -34,9 +41,11 @@ def fake(tmp_path, monkeypatch):
     monkeypatch.setattr(tether, "module_location", lambda: str(module))
     app = tmp_path / "app.wsgi"
     app.write_text("def application(e, s):\n    return []\n")
-    return {"httpd": httpd, "modules": modules, "module": module,
-            "ran": ran, "app": app, "root": tmp_path / "server",
-            "tmp": tmp_path}
+    short = tempfile.mkdtemp(prefix="tx-", dir="/tmp")
+    yield {"httpd": httpd, "modules": modules, "module": module,
+           "ran": ran, "app": app, "root": pathlib.Path(short) / "server",
+           "tmp": tmp_path}
+    shutil.rmtree(short)
 
 
 def server_argv(fake, command="setup-server", *extra):
@@ -108,13 +117,18 @@ def test_cli_setup_server_writes_the_server_root(fake, capsys, monkeypatch):
     root = fake["root"]
     assert "Server URL       : http://localhost:8123/\n" in out
     assert "Server Root      : %s\n" % root in out
-    assert "Operating Mode   : embedded\n" in out
+    assert "Operating Mode   : daemon\n" in out
+    assert "Request Capacity : 5 (1 process x 5 threads)\n" in out
+    assert "Request Timeout  : 60 (seconds)\n" in out
+    assert "Daemon Sockets   : %s/wsgi.*\n" % root in out
     assert "Start it with: %s start" % (root / "apachectl") in out
     conf = (root / "httpd.conf").read_text()
     assert 'LoadModule tether_module "%s"' % fake["module"] in conf
     assert 'LoadModule mpm_event_module "%s/mod_mpm_event.so"' % \
         fake["modules"] in conf
-    assert 'WSGIScriptAlias / "%s"' % fake["app"] in conf
+    assert 'WSGIScriptAlias / "%s" process-group="localhost:8123"' \
+        % fake["app"] in conf
+    assert 'WSGIDaemonProcess "localhost:8123"' in conf
     assert os.access(root / "apachectl", os.X_OK)
     assert (root / "logs").is_dir()
     assert not fake["ran"].exists()      # setup never starts Apache
@@ -134,8 +148,82 @@ def test_cli_start_server_runs_httpd_in_the_foreground(fake, capsys,
     assert cli.main(server_argv(fake, "start-server")) == 0
     assert fake["ran"].read_text() == "-f %s -DFOREGROUND\n" % (
         fake["root"] / "httpd.conf")
-    assert "Request Capacity : 5 (1 process x 5 threads, event MPM)" in \
-        capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Request Capacity : 5 (1 process x 5 threads)\n" in out
+    assert "Server Capacity  : 20 (event MPM: up to 2 processes x 10 " \
+        "threads)\n" in out
+
+
+def test_cli_start_server_embedded_mode(fake, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "find_unreadable", lambda account, needs: None)
+    assert cli.main(server_argv(fake, "start-server", "--embedded-mode")) == 0
+    out = capsys.readouterr().out
+    assert "Operating Mode   : embedded\n" in out
+    assert "Request Capacity : 5 (1 process x 5 threads, event MPM)" in out
+    conf = (fake["root"] / "httpd.conf").read_text()
+    assert "WSGIDaemonProcess" not in conf
+    assert 'WSGIScriptAlias / "%s"\n' % fake["app"] in conf
+
+
+def test_cli_start_server_process_name_runs_httpd_under_that_name(
+        fake, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "find_unreadable", lambda account, needs: None)
+    ran = []
+    monkeypatch.setattr(supervise, "run",
+                        lambda command, cwd=None: ran.append(command) or 0)
+    assert cli.main(server_argv(fake, "start-server", "--process-name",
+                                "my-site")) == 0
+    conf = str(fake["root"] / "httpd.conf")
+    assert ran == [cli.named_command(
+        [str(fake["httpd"]), "-f", conf, "-DFOREGROUND"], "my-site")]
+    assert "Process Name     : my-site\n" in capsys.readouterr().out
+    # The command execs the program (same process) with argv[0] replaced.
+    done = subprocess.run(cli.named_command(
+        ["/bin/cat", "/proc/self/cmdline"], "my-site"),
+        capture_output=True, check=True)
+    assert done.stdout == b"my-site\0/proc/self/cmdline\0"
+
+
+def test_cli_unreadable_working_directory_moves_the_daemons_home(
+        fake, capsys, monkeypatch):
+    def find_unreadable(account, needs):
+        if any(n.what == "the working directory" for n in needs):
+            return "the working directory X is mode 0700"
+        return None
+    monkeypatch.setattr(cli, "find_unreadable", find_unreadable)
+    argv = server_argv(fake, "setup-server")
+    i = argv.index("--working-directory")
+    del argv[i:i + 2]
+    monkeypatch.chdir(fake["tmp"])
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "warning: the working directory X is mode 0700; the daemon " \
+        "processes start in %s instead: pass --working-directory" \
+        % fake["root"] in err
+    conf = (fake["root"] / "httpd.conf").read_text()
+    assert 'home="%s"' % fake["root"] in conf
+    # Embedded mode only warns.
+    assert cli.main(argv + ["--embedded-mode"]) == 0
+    err = capsys.readouterr().err
+    assert "the working directory X is mode 0700; pass --working-" \
+        "directory" in err
+
+
+def test_cli_unwritable_socket_directory_stops_start_server(
+        fake, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "find_unreadable", lambda account, needs: None)
+    sockets = fake["root"].parent / "sockets"
+    real_access = os.access
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False if str(
+        path) == str(sockets) else real_access(path, mode))
+    assert cli.main(server_argv(fake, "start-server", "--socket-prefix",
+                                str(sockets))) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tether-express: error: the daemon socket "
+                          "directory %s is not writable" % sockets)
+    assert "--socket-prefix" in err
+    assert not fake["ran"].exists()
+    assert sockets.is_dir()           # made by setup, like the server root
 
 
 def test_cli_start_server_reports_apache_failure_with_the_log(fake, capsys,

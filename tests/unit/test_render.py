@@ -4,8 +4,11 @@ of the example configurations in apache-conf/.  No Apache is started."""
 import os
 import pathlib
 import re
+import shlex
+import shutil
 import stat
 import sys
+import tempfile
 
 import pytest
 
@@ -28,7 +31,10 @@ DEBIAN_BUILTINS = ("core.c", "mod_so.c", "mod_watchdog.c", "http_core.c",
 
 @pytest.fixture
 def layout(tmp_path):
-    """A fake Apache (modules directory with every MPM), a module, an app."""
+    """A fake Apache (modules directory with every MPM), a module, an app.
+
+    The server root is in a short directory of its own: the daemon sockets
+    are made in it, and a Unix socket's path is short."""
     modules = tmp_path / "modules"
     modules.mkdir()
     for name in MODULES:
@@ -42,9 +48,11 @@ def layout(tmp_path):
     module = tmp_path / "venv" / "tether" / "mod_tether.so"
     module.parent.mkdir(parents=True)
     module.write_bytes(b"")
-    return {"root": tmp_path, "modules": modules, "app": app,
-            "script": script, "module": module,
-            "server_root": tmp_path / "server"}
+    short = tempfile.mkdtemp(prefix="tx-", dir="/tmp")
+    yield {"root": tmp_path, "modules": modules, "app": app,
+           "script": script, "module": module,
+           "server_root": pathlib.Path(short) / "server"}
+    shutil.rmtree(short)
 
 
 def fake_apache(layout, builtins=DEBIAN_BUILTINS):
@@ -73,10 +81,29 @@ def conf_of(setup):
 
 
 def directives(text, name):
-    """The argument strings of every `name` directive in a config text."""
+    """The argument strings of every `name` directive in a config text
+    (continuation lines joined)."""
+    text = re.sub(r"\\\n\s*", " ", text)
     return [line.split(None, 1)[1] if " " in line.strip() else ""
             for line in (raw.strip() for raw in text.splitlines())
             if line.split(None, 1)[:1] == [name]]
+
+
+def script_alias(conf):
+    """(URL, script) of the one WSGIScriptAlias, and its options."""
+    (args,) = directives(conf, "WSGIScriptAlias")
+    words = shlex.split(args)
+    return (words[0], words[1]), dict(w.split("=", 1) for w in words[2:])
+
+
+def daemon_process(conf):
+    """The name and {option: value} of the one WSGIDaemonProcess, read as
+    mod_tether reads it (quotes removed, \\" and \\\\ unescaped)."""
+    (args,) = directives(conf, "WSGIDaemonProcess")
+    words = shlex.split(args)
+    options = dict(w.split("=", 1) for w in words[1:])
+    assert len(options) == len(words) - 1, "an option given twice"
+    return words[0], options
 
 
 # --- the template engine -----------------------------------------------------
@@ -132,7 +159,7 @@ def test_templates_ship_inside_the_package():
 
 def test_mpm_sizing_threaded_defaults_to_processes_times_threads():
     s = express.mpm_sizing("event", 3, 5)
-    assert (s["PROCESSES"], s["THREADS"], s["SERVER_LIMIT"],
+    assert (s["START"], s["THREADS"], s["SERVER_LIMIT"],
             s["MAX_CLIENTS"]) == (3, 5, 3, 15)
     # Apache wants MaxSpareThreads >= MinSpareThreads + ThreadsPerChild.
     assert s["MAX_SPARE"] >= s["MIN_SPARE"] + s["THREADS"]
@@ -140,20 +167,78 @@ def test_mpm_sizing_threaded_defaults_to_processes_times_threads():
 
 def test_mpm_sizing_threaded_max_clients_rounds_up_to_whole_processes():
     s = express.mpm_sizing("worker", 1, 5, max_clients=12)
-    assert (s["PROCESSES"], s["SERVER_LIMIT"], s["MAX_CLIENTS"]) == (1, 3, 15)
+    assert (s["START"], s["SERVER_LIMIT"], s["MAX_CLIENTS"]) == (1, 3, 15)
 
 
 def test_mpm_sizing_threaded_max_clients_below_capacity_caps_processes():
     s = express.mpm_sizing("event", 4, 5, max_clients=10)
-    assert (s["PROCESSES"], s["SERVER_LIMIT"], s["MAX_CLIENTS"]) == (2, 2, 10)
+    assert (s["START"], s["SERVER_LIMIT"], s["MAX_CLIENTS"]) == (2, 2, 10)
 
 
 def test_mpm_sizing_prefork_runs_one_process_per_thread():
     s = express.mpm_sizing("prefork", 2, 3)
-    assert (s["START"], s["MAX_CLIENTS"]) == (6, 6)
-    assert s["MAX_SPARE"] > s["START"]     # MaxSpare must exceed MinSpare
+    assert (s["START"], s["MAX_CLIENTS"], s["SERVER_LIMIT"]) == (6, 6, 6)
+    assert s["MIN_SPARE"] == s["START"]
+    assert s["MAX_SPARE"] > s["MIN_SPARE"]  # MaxSpare must exceed MinSpare
     s = express.mpm_sizing("prefork", 2, 3, max_clients=20)
     assert (s["START"], s["MAX_CLIENTS"], s["MAX_SPARE"]) == (6, 20, 20)
+
+
+# mod_wsgi-express 6.1.1's Apache capacity in daemon mode (its "Server
+# Capacity", prefork figure), by daemon processes x threads.
+MOD_WSGI_EXPRESS_CLIENTS = {(1, 5): 20, (2, 3): 20, (1, 7): 20, (1, 8): 22,
+                            (2, 5): 25, (3, 5): 32, (4, 10): 70,
+                            (3, 20): 100}
+
+
+@pytest.mark.parametrize("processes, threads", sorted(
+    MOD_WSGI_EXPRESS_CLIENTS))
+def test_daemon_mpm_sizing_gives_apache_room_like_mod_wsgi_express(
+        processes, threads):
+    most = MOD_WSGI_EXPRESS_CLIENTS[processes, threads]
+    assert express.daemon_clients(processes, threads) == most
+    s = express.daemon_mpm_sizing("prefork", processes, threads)
+    assert (s["MAX_CLIENTS"], s["SERVER_LIMIT"], s["THREADS"]) == \
+        (most, most, 1)
+    assert 1 <= s["START"] == s["MIN_SPARE"] < s["MAX_SPARE"]
+    s = express.daemon_mpm_sizing("event", processes, threads)
+    # Whole children of 10 to 25 threads, at least `most` in all.
+    assert 10 <= s["THREADS"] <= 25
+    assert s["MAX_CLIENTS"] == s["SERVER_LIMIT"] * s["THREADS"]
+    assert most <= s["MAX_CLIENTS"] < most + s["THREADS"]
+    assert 1 <= s["START"] <= s["SERVER_LIMIT"]
+    assert s["MIN_SPARE"] == s["START"] * s["THREADS"]
+    # Apache wants MaxSpareThreads >= MinSpareThreads + ThreadsPerChild.
+    assert s["MAX_SPARE"] >= s["MIN_SPARE"] + s["THREADS"]
+
+
+def test_daemon_mpm_sizing_defaults_and_max_clients():
+    s = express.daemon_mpm_sizing("event", 1, 5)
+    assert (s["START"], s["SERVER_LIMIT"], s["THREADS"], s["MAX_CLIENTS"],
+            s["MIN_SPARE"], s["MAX_SPARE"]) == (1, 2, 10, 20, 10, 20)
+    # --max-clients wins, rounded up to whole children...
+    s = express.daemon_mpm_sizing("worker", 4, 10, max_clients=50)
+    assert (s["SERVER_LIMIT"], s["THREADS"], s["MAX_CLIENTS"]) == (4, 13, 52)
+    # ...and a small one is one child of exactly that many threads.
+    s = express.daemon_mpm_sizing("event", 1, 5, max_clients=7)
+    assert (s["SERVER_LIMIT"], s["THREADS"], s["MAX_CLIENTS"]) == (1, 7, 7)
+    s = express.daemon_mpm_sizing("event", 1, 5, max_clients=1000)
+    assert (s["SERVER_LIMIT"], s["THREADS"], s["MAX_CLIENTS"],
+            s["START"]) == (40, 25, 1000, 4)
+    s = express.daemon_mpm_sizing("prefork", 1, 5, max_clients=100)
+    assert (s["START"], s["MIN_SPARE"], s["MAX_SPARE"],
+            s["MAX_CLIENTS"]) == (5, 5, 10, 100)
+
+
+def test_daemon_capacity_texts():
+    assert express.daemon_capacity_text(1, 5) == "5 (1 process x 5 threads)"
+    assert express.daemon_capacity_text(2, 1) == "2 (2 processes x 1 thread)"
+    assert express.server_capacity_text(
+        express.daemon_mpm_sizing("event", 1, 5)) == \
+        "20 (event MPM: up to 2 processes x 10 threads)"
+    assert express.server_capacity_text(
+        express.daemon_mpm_sizing("prefork", 1, 5)) == \
+        "20 (prefork MPM: up to 20 processes)"
 
 
 def test_capacity_text_names_processes_threads_and_mpm():
@@ -184,13 +269,11 @@ def test_httpd_conf_defaults(layout):
     assert directives(conf, "TypesConfig") == ['"/etc/mime.types"']
     assert directives(conf, "User") == ["www-data"]
     assert directives(conf, "Group") == ["www-data"]
+    assert directives(conf, "ListenBacklog") == ["500"]
     assert directives(conf, "WSGIPythonHome") == ['"%s"' % sys.prefix]
-    assert directives(conf, "WSGIPythonPath") == ['"%s"' % layout["app"]]
-    assert directives(conf, "WSGIScriptAlias") == [
-        '/ "%s"' % layout["script"]]
+    assert script_alias(conf)[0] == ("/", str(layout["script"]))
     assert directives(conf, "WSGICallableObject") == ['"application"']
     assert directives(conf, "WSGIApplicationGroup") == ['"%{GLOBAL}"']
-    assert directives(conf, "WSGIScriptReloading") == ["Off"]
     assert directives(conf, "DocumentRoot") == ['"%s/htdocs"' % root]
     assert "RewriteEngine" not in conf
     assert "@" not in conf
@@ -215,10 +298,291 @@ def test_httpd_conf_loads_only_modules_not_built_in(layout):
     assert "unixd_module" in loaded and "log_config_module" in loaded
 
 
+# --- daemon mode (the default) ---------------------------------------------
+
+# mod_wsgi-express 6.1.1's WSGIDaemonProcess options with no option given
+# (mod_wsgi-express setup-server --port 8000; its python-eggs, lang,
+# locale, interrupt-timeout, response-flush-delay and server-metrics
+# options have no counterpart here).
+MOD_WSGI_EXPRESS_DAEMON = {
+    "threads": "5", "maximum-requests": "0", "listen-backlog": "100",
+    "queue-timeout": "45", "socket-timeout": "60", "connect-timeout": "15",
+    "request-timeout": "60", "inactivity-timeout": "0",
+    "startup-timeout": "15", "deadlock-timeout": "60",
+    "graceful-timeout": "15", "eviction-timeout": "0",
+    "restart-interval": "0", "cpu-time-limit": "0", "shutdown-timeout": "5",
+    "send-buffer-size": "0", "receive-buffer-size": "0",
+    "header-buffer-size": "0", "response-buffer-size": "0",
+    "response-socket-timeout": "0",
+}
+
+
+def test_httpd_conf_daemon_mode_is_the_default(layout):
+    setup = setup_for(layout, str(layout["script"]))
+    conf = conf_of(setup)
+    root = str(layout["server_root"])
+    assert setup.mode == "daemon"
+    assert directives(conf, "WSGIRestrictEmbedded") == ["On"]
+    assert directives(conf, "WSGISocketPrefix") == ['"%s/wsgi"' % root]
+    name, options = daemon_process(conf)
+    assert name == "localhost:8000" == setup.process_group
+    expected = dict(MOD_WSGI_EXPRESS_DAEMON)
+    expected.update({
+        "display-name": "(wsgi:localhost:8000:%d)" % os.geteuid(),
+        "home": str(layout["app"]),
+        "python-home": sys.prefix,
+        "python-path": str(layout["app"])})
+    assert options == expected        # one process: no processes=
+    assert setup.display_name == expected["display-name"]
+    # The application goes to the group, in its main interpreter; naming
+    # both groups on WSGIScriptAlias preloads the script.
+    assert script_alias(conf) == (
+        ("/", str(layout["script"])),
+        {"process-group": "localhost:8000", "application-group": "%{GLOBAL}"})
+    assert directives(conf, "WSGIProcessGroup") == ['"localhost:8000"']
+    assert directives(conf, "WSGIApplicationGroup") == ['"%{GLOBAL}"']
+    # Python is set up on the group, not for Apache's children.
+    assert directives(conf, "WSGIPythonPath") == []
+    # mod_wsgi-express reloads a changed script in daemon mode.
+    assert directives(conf, "WSGIScriptReloading") == ["On"]
+    # Apache's children only proxy: room for 20 requests (event MPM).
+    for name, value in (("StartServers", "1"), ("ServerLimit", "2"),
+                        ("ThreadsPerChild", "10"),
+                        ("MaxRequestWorkers", "20")):
+        assert directives(conf, name) == [value], name
+    # The group comes before the WSGIScriptAlias that names it.
+    assert conf.index("WSGIDaemonProcess") < conf.index("WSGIScriptAlias")
+    assert "@" not in conf
+
+
+def test_httpd_conf_daemon_options_reach_the_group(layout):
+    values = {"--request-timeout": 2, "--startup-timeout": 3,
+              "--queue-timeout": 4, "--socket-timeout": 5,
+              "--connect-timeout": 6, "--response-socket-timeout": 7,
+              "--deadlock-timeout": 8, "--inactivity-timeout": 9,
+              "--maximum-requests": 10, "--restart-interval": 11,
+              "--cpu-time-limit": 12, "--graceful-timeout": 13,
+              "--eviction-timeout": 14, "--shutdown-timeout": 15,
+              "--daemon-backlog": 16, "--send-buffer-size": 1024,
+              "--receive-buffer-size": 2048, "--header-buffer-size": 9000,
+              "--response-buffer-size": 70000}
+    argv = ["--processes", "3", "--threads", "7", "--server-backlog", "99"]
+    for option, value in values.items():
+        argv += [option, str(value)]
+    setup = setup_for(layout, *argv)
+    conf = conf_of(setup)
+    _, options = daemon_process(conf)
+    for option, value in values.items():
+        key = "listen-backlog" if option == "--daemon-backlog" \
+            else option[2:]
+        assert options.pop(key) == str(value), option
+    assert options.pop("processes") == "3"
+    assert options.pop("threads") == "7"
+    assert set(options) == {"display-name", "home", "python-home",
+                            "python-path"}
+    assert directives(conf, "ListenBacklog") == ["99"]
+    # Every numeric option of the CLI has its place in the template.
+    assert set(express.DAEMON_DEFAULTS) == {
+        o[2:].replace("-", "_") for o in values}
+    summary = dict(setup.summary)
+    assert summary["Request Capacity"] == "21 (3 processes x 7 threads)"
+    assert summary["Request Timeout"] == "2 (seconds)"
+    assert summary["Queue Backlog"] == "16 (connections)"
+    assert summary["Maximum Requests"] == "10"
+    assert summary["Inactivity Timeout"] == "9 (seconds)"
+    assert summary["Restart Interval"] == "11 (seconds)"
+    assert summary["CPU Time Limit"] == "12 (seconds)"
+    assert summary["Server Backlog"] == "99 (connections)"
+
+
+def test_httpd_conf_daemon_process_group_and_socket_prefix(layout):
+    sockets = layout["server_root"].parent / "s"
+    setup = setup_for(layout, "--process-group", 'my "site"',
+                      "--socket-prefix", str(sockets), "--host", "127.0.0.1",
+                      "--port", "8123")
+    conf = conf_of(setup)
+    name, options = daemon_process(conf)
+    assert name == 'my "site"'
+    assert options["display-name"] == '(wsgi:my "site")'
+    assert directives(conf, "WSGIProcessGroup") == ['"my \\"site\\""']
+    assert script_alias(conf)[1]["process-group"] == 'my "site"'
+    assert directives(conf, "WSGISocketPrefix") == ['"%s/wsgi"' % sockets]
+    assert str(sockets) in setup.dirs          # made by write()
+    assert setup.socket_dir == str(sockets)
+    assert (str(sockets), "the daemon socket directory") in [
+        (n.path, n.what) for n in setup.needs]
+    # Without --process-group: the listening host and port.
+    setup = setup_for(layout, "--host", "127.0.0.1", "--port", "8123")
+    assert daemon_process(conf_of(setup))[0] == "127.0.0.1:8123"
+    assert dict(setup.summary)["Process Group"] == \
+        "127.0.0.1:8123, processes shown as (wsgi:127.0.0.1:8123:%d)" \
+        % os.geteuid()
+
+
+def test_httpd_conf_daemon_values_with_backslashes_and_quotes(layout):
+    odd = layout["root"] / 'a\\b "c"'
+    odd.mkdir()
+    conf = conf_of(setup_for(layout, "--working-directory", str(odd)))
+    _, options = daemon_process(conf)
+    assert options["home"] == str(odd)
+    assert options["python-path"] == str(odd)
+
+
+def test_httpd_conf_daemon_socket_prefix_too_long(layout, tmp_path):
+    deep = tmp_path / ("d" * 70)
+    with pytest.raises(express.SetupError,
+                       match="too long for a Unix socket.*--socket-prefix"):
+        setup_for(layout, "--socket-prefix", str(deep))
+    # Embedded mode makes no sockets.
+    setup_for(layout, "--embedded-mode", "--socket-prefix", str(deep))
+
+
+def test_httpd_conf_daemon_processes_option_only_above_one(layout):
+    _, options = daemon_process(conf_of(setup_for(layout, "--processes",
+                                                  "2")))
+    assert options["processes"] == "2"   # wsgi.multiprocess True
+    _, options = daemon_process(conf_of(setup_for(layout)))
+    assert "processes" not in options    # wsgi.multiprocess False
+
+
+@pytest.mark.parametrize("options, expected", [
+    ([], "On"),
+    (["--reload-on-changes"], "On"),
+    (["--disable-reloading"], "Off"),
+    (["--reload-on-changes", "--disable-reloading"], "Off"),
+    (["--embedded-mode"], "Off"),
+    (["--embedded-mode", "--reload-on-changes"], "On"),
+    (["--embedded-mode", "--reload-on-changes", "--disable-reloading"],
+     "Off"),
+])
+def test_httpd_conf_script_reloading_by_mode(layout, options, expected):
+    conf = conf_of(setup_for(layout, *options))
+    assert directives(conf, "WSGIScriptReloading") == [expected]
+
+
+def test_httpd_conf_daemon_mpm_sizing(layout):
+    conf = conf_of(setup_for(layout, "--server-mpm", "prefork",
+                             "--processes", "4", "--threads", "10"))
+    for name, value in (("StartServers", "3"), ("ServerLimit", "70"),
+                        ("MaxRequestWorkers", "70"), ("MinSpareServers", "3"),
+                        ("MaxSpareServers", "7")):
+        assert directives(conf, name) == [value], name
+    conf = conf_of(setup_for(layout, "--max-clients", "50"))
+    assert directives(conf, "MaxRequestWorkers") == ["52"]
+    assert directives(conf, "ThreadsPerChild") == ["13"]
+
+
+def test_httpd_conf_embedded_mode_keeps_python_in_apache(layout):
+    setup = setup_for(layout, str(layout["script"]), "--embedded-mode")
+    conf = conf_of(setup)
+    assert setup.mode == "embedded"
+    for absent in ("WSGIDaemonProcess", "WSGIRestrictEmbedded",
+                   "WSGISocketPrefix", "WSGIProcessGroup"):
+        assert directives(conf, absent) == [], absent
+    assert directives(conf, "WSGIPythonPath") == ['"%s"' % layout["app"]]
+    assert script_alias(conf) == (("/", str(layout["script"])), {})
+    assert directives(conf, "WSGIScriptReloading") == ["Off"]
+    assert directives(conf, "ListenBacklog") == ["500"]
+    assert setup.socket_dir is None and setup.process_group is None
+    assert "the daemon socket directory" not in [n.what for n in setup.needs]
+    assert setup.warnings == []
+
+
+def test_embedded_mode_warns_about_daemon_options(layout):
+    setup = setup_for(layout, "--embedded-mode", "--maximum-requests", "5",
+                      "--request-timeout", "60", "--process-group", "x")
+    assert setup.warnings == [
+        "--maximum-requests only applies to daemon mode: it has no effect "
+        "with --embedded-mode",
+        "--process-group only applies to daemon mode: it has no effect "
+        "with --embedded-mode"]
+    assert "maximum-requests" not in conf_of(setup)
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--request-timeout", "-1"], "--request-timeout must be from 0 to"),
+    (["--daemon-backlog", "70000"], "--daemon-backlog must be from 0 to "
+                                    "65535, not 70000"),
+    (["--header-buffer-size", "100"],
+     "--header-buffer-size must be 0 (the default, 32768) or from 8192 "
+     "to 16777216"),
+    (["--send-buffer-size", "10"],
+     "--send-buffer-size must be 0 (the system's default) or from 512"),
+    (["--response-buffer-size", "1000"],
+     "--response-buffer-size must be 0 (the default, 65536) or from "
+     "65536"),
+    (["--threads", "10001"], "--threads is at most 10000 in daemon mode"),
+    (["--process-group", "%{GLOBAL}"], "cannot start with %"),
+    (["--process-group", " "], "must not be empty"),
+    (["--server-backlog", "0"], "--server-backlog must be at least 1"),
+    (["--process-name", ""], "cannot name a process"),
+])
+def test_build_rejects_bad_daemon_values(layout, options, message):
+    with pytest.raises(express.SetupError, match=re.escape(message)):
+        setup_for(layout, *options)
+
+
+def test_build_refuses_a_socket_prefix_that_is_a_file(layout):
+    with pytest.raises(express.SetupError, match="is not a directory"):
+        setup_for(layout, "--socket-prefix", str(layout["script"]))
+
+
+def test_daemon_home_falls_back_to_the_server_root(layout, monkeypatch):
+    """A defaulted working directory the account cannot enter: cli builds
+    again with working_directory_unreadable, and the daemons start in the
+    server root."""
+    monkeypatch.chdir(layout["root"])
+    args = cli.make_parser().parse_args(
+        ["start-server", str(layout["script"]),
+         "--server-root", str(layout["server_root"])])
+    setup = express.build(args, fake_apache(layout), ACCOUNT,
+                          str(layout["module"]))
+    assert daemon_process(conf_of(setup))[1]["home"] == str(layout["root"])
+    assert [n.what for n in setup.soft_needs] == ["the working directory"]
+    setup = express.build(args, fake_apache(layout), ACCOUNT,
+                          str(layout["module"]),
+                          working_directory_unreadable=True)
+    _, options = daemon_process(conf_of(setup))
+    assert options["home"] == str(layout["server_root"]) == setup.daemon_home
+    assert setup.soft_needs == []
+
+
+def test_summary_in_daemon_mode_like_mod_wsgi_express(layout):
+    setup = setup_for(layout, "--port", "8123")
+    labels = [label for label, _ in setup.summary]
+    summary = dict(setup.summary)
+    assert summary["Operating Mode"] == "daemon"
+    # What mod_wsgi-express prints, in its order, and a few more.
+    for label, value in (
+            ("Request Capacity", "5 (1 process x 5 threads)"),
+            ("Request Timeout", "60 (seconds)"),
+            ("Startup Timeout", "15 (seconds)"),
+            ("Queue Backlog", "100 (connections)"),
+            ("Queue Timeout", "45 (seconds)"),
+            ("Socket Timeout", "60 (seconds)"),
+            ("Connect Timeout", "15 (seconds)"),
+            ("Server Capacity", "20 (event MPM: up to 2 processes x 10 "
+                                "threads)"),
+            ("Server Backlog", "500 (connections)"),
+            ("Daemon Sockets", "%s/wsgi.*" % layout["server_root"])):
+        assert summary.pop(label) == value, label
+    assert labels.index("Request Timeout") < labels.index("Queue Timeout") \
+        < labels.index("Server Capacity") < labels.index("Error Log")
+    for absent in ("Maximum Requests", "Inactivity Timeout",
+                   "Restart Interval", "CPU Time Limit", "Process Name"):
+        assert absent not in summary
+    summary = dict(setup_for(layout, "--request-timeout", "0",
+                             "--process-name", "web-app").summary)
+    assert summary["Request Timeout"] == "off"
+    assert summary["Process Name"] == "web-app"
+
+
+# --- embedded mode, and both -------------------------------------------------
+
 @pytest.mark.parametrize("mpm", ["event", "worker"])
 def test_httpd_conf_threaded_mpm_block(layout, mpm):
-    conf = conf_of(setup_for(layout, "--server-mpm", mpm, "--processes", "3",
-                             "--threads", "4"))
+    conf = conf_of(setup_for(layout, "--embedded-mode", "--server-mpm", mpm,
+                             "--processes", "3", "--threads", "4"))
     assert 'LoadModule mpm_%s_module "%s/mod_mpm_%s.so"' % (
         mpm, layout["modules"], mpm) in conf
     for name, value in (("StartServers", "3"), ("ServerLimit", "3"),
@@ -230,7 +594,8 @@ def test_httpd_conf_threaded_mpm_block(layout, mpm):
 
 
 def test_httpd_conf_prefork_mpm_block(layout):
-    conf = conf_of(setup_for(layout, "--server-mpm", "prefork",
+    conf = conf_of(setup_for(layout, "--embedded-mode",
+                             "--server-mpm", "prefork",
                              "--processes", "2", "--threads", "3",
                              "--max-clients", "10"))
     assert "LoadModule mpm_prefork_module" in conf
@@ -246,9 +611,12 @@ def test_httpd_conf_default_mpm_falls_back_to_worker_then_prefork(layout):
     (layout["modules"] / "mod_mpm_event.so").unlink()
     assert "mpm_worker_module" in conf_of(setup_for(layout))
     (layout["modules"] / "mod_mpm_worker.so").unlink()
-    conf = conf_of(setup_for(layout))
+    conf = conf_of(setup_for(layout, "--embedded-mode"))
     assert "mpm_prefork_module" in conf
     assert directives(conf, "StartServers") == ["5"]
+    conf = conf_of(setup_for(layout))
+    assert "mpm_prefork_module" in conf
+    assert directives(conf, "MaxRequestWorkers") == ["20"]
 
 
 def test_httpd_conf_listen_host_and_port(layout):
@@ -299,10 +667,14 @@ def test_httpd_conf_environment(layout):
 
 def test_httpd_conf_python_path_follows_working_directory(layout):
     extra = layout["root"] / "lib"
-    conf = conf_of(setup_for(layout, "--python-path", str(extra),
-                             "--python-path", str(layout["app"])))
+    options = ("--python-path", str(extra), "--python-path",
+               str(layout["app"]))
+    conf = conf_of(setup_for(layout, "--embedded-mode", *options))
     assert directives(conf, "WSGIPythonPath") == [
         '"%s:%s"' % (layout["app"], extra)]
+    conf = conf_of(setup_for(layout, *options))
+    assert daemon_process(conf)[1]["python-path"] == "%s:%s" % (
+        layout["app"], extra)
 
 
 def test_httpd_conf_refuses_python_path_with_colon(layout):
@@ -310,14 +682,19 @@ def test_httpd_conf_refuses_python_path_with_colon(layout):
         setup_for(layout, "--python-path", "/srv/a:b")
 
 
-def test_httpd_conf_application_options(layout):
+@pytest.mark.parametrize("mode", [[], ["--embedded-mode"]])
+def test_httpd_conf_application_options(layout, mode):
     conf = conf_of(setup_for(
         layout, str(layout["script"]), "--callable-object", "app",
         "--mount-point", "/sub/", "--application-group", "site one",
         "--reload-on-changes", "--chunked-request", "--map-head-to-get",
-        "Off"))
-    assert directives(conf, "WSGIScriptAlias") == [
-        '/sub "%s"' % layout["script"]]
+        "Off", *mode))
+    target, options = script_alias(conf)
+    assert target == ("/sub", str(layout["script"]))
+    if mode:
+        assert options == {}
+    else:
+        assert options["application-group"] == "site one"
     assert directives(conf, "WSGICallableObject") == ['"app"']
     assert directives(conf, "WSGIApplicationGroup") == ['"site one"']
     assert directives(conf, "WSGIScriptReloading") == ["On"]
@@ -443,8 +820,7 @@ def test_build_names_a_missing_module_and_why(layout):
 
 def test_no_script_serves_the_default_page(layout):
     setup = setup_for(layout)
-    assert directives(conf_of(setup), "WSGIScriptAlias") == [
-        '/ "%s"' % express.DEFAULT_APP]
+    assert script_alias(conf_of(setup))[0] == ("/", express.DEFAULT_APP)
     assert "default page" in dict(setup.summary)["Application"]
     namespace = {}
     exec(compile(pathlib.Path(express.DEFAULT_APP).read_text(),
@@ -463,7 +839,7 @@ def test_entry_point_option_wins_over_positional(layout):
     other.write_text("application = None\n")
     conf = conf_of(setup_for(layout, str(layout["script"]), "--entry-point",
                              str(other)))
-    assert directives(conf, "WSGIScriptAlias") == ['/ "%s"' % other]
+    assert script_alias(conf)[0] == ("/", str(other))
 
 
 def test_module_application_goes_through_a_generated_shim(layout,
@@ -476,8 +852,7 @@ def test_module_application_goes_through_a_generated_shim(layout,
     setup = setup_for(layout, "--application-type", "module",
                       "--callable-object", "app", "mysite.wsgi")
     shim_path = str(layout["server_root"] / "module-app.wsgi")
-    assert directives(conf_of(setup), "WSGIScriptAlias") == [
-        '/ "%s"' % shim_path]
+    assert script_alias(conf_of(setup))[0] == ("/", shim_path)
     assert directives(conf_of(setup), "WSGICallableObject") == ['"app"']
     shim, mode = setup.files[shim_path]
     assert mode == 0o644
@@ -494,7 +869,7 @@ def test_module_application_goes_through_a_generated_shim(layout,
 
 def test_summary_reports_url_root_mode_capacity_and_logs(layout):
     setup = setup_for(layout, "--port", "8123", "--processes", "2",
-                      "--access-log")
+                      "--access-log", "--embedded-mode")
     summary = dict(setup.summary)
     root = str(layout["server_root"])
     assert summary["Server URL"] == "http://localhost:8123/"
@@ -504,6 +879,8 @@ def test_summary_reports_url_root_mode_capacity_and_logs(layout):
         "10 (2 processes x 5 threads, event MPM)"
     assert summary["Error Log"] == "%s/logs/error_log (warn)" % root
     assert summary["Access Log"] == "%s/logs/access_log" % root
+    assert summary["Server Backlog"] == "500 (connections)"
+    assert "Request Timeout" not in summary
     text = express.summary_text(setup)
     assert "Operating Mode   : embedded\n" in text
     summary = dict(setup_for(layout, "--log-to-terminal").summary)
