@@ -1169,11 +1169,13 @@ static void apply_priority(server_rec *s, tether_daemon_group_t *g)
 
 /* memory-limit and virtual-memory-limit: after the identity switch, whose
  * name service lookups need memory of their own. */
+/*
+ * virtual-memory-limit is a hard cap.  memory-limit is not an rlimit: the
+ * daemon watches its resident size and recycles gracefully past it, so
+ * the request that grew it still completes.
+ */
 static void apply_limits(server_rec *s, tether_daemon_group_t *g)
 {
-    if (g->memory_limit) {
-        set_limit(s, g, RLIMIT_DATA, "memory-limit", g->memory_limit);
-    }
     if (g->virtual_memory_limit) {
         set_limit(s, g, RLIMIT_AS, "virtual-memory-limit",
                   g->virtual_memory_limit);

@@ -265,6 +265,8 @@ WSGIDaemonProcess slow processes=1 threads=3 display-name=%{{GROUP}} request-tim
 WSGIDaemonProcess idle processes=1 threads=2 display-name=%{{GROUP}} inactivity-timeout=1
 WSGIDaemonProcess queued processes=1 threads=1 display-name=%{{GROUP}} queue-timeout=1 socket-timeout=30
 WSGIDaemonProcess broken processes=1 threads=1 display-name=%{{GROUP}} startup-timeout=1
+WSGIDaemonProcess capped processes=1 threads=2 display-name=%{{GROUP}} memory-limit=150000000
+WSGIScriptAlias /capped {D}/behaviours.wsgi process-group=capped application-group=%{{GLOBAL}}
 WSGIScriptAlias /broken {D}/broken_import.wsgi process-group=broken application-group=%{{GLOBAL}}
 WSGIScriptAlias /slow {D}/behaviours.wsgi process-group=slow application-group=%{{GLOBAL}}
 WSGIScriptAlias /idle {D}/behaviours.wsgi process-group=idle application-group=%{{GLOBAL}}
@@ -321,6 +323,21 @@ class TestTimeouts:
         harness.wait_for(lambda: _group_pids(server, "broken")
                          and _group_pids(server, "broken") != first,
                          what="a new daemon for group broken")
+
+    def test_daemon_memory_limit_recycles_gracefully(self, server):
+        first = int(server.get("/capped/pid").body)
+        mark = server.log_mark()
+        # Growing past the limit still completes the request...
+        resp = server.get("/capped/grow?200000000")
+        assert resp.status == 200 and int(resp.body) == first
+        # ...and then the process recycles.
+        server.wait_for_log(r"TETHER0606: daemon process %d of group "
+                            r"'capped' exits \(memory-limit exceeded" % first,
+                            since=mark)
+        second = harness.wait_for(
+            lambda: (lambda r: r.status == 200 and int(r.body))(
+                server.get("/capped/pid")), what="a new capped daemon")
+        assert second != first
 
     def test_daemon_queue_timeout_is_504(self, server):
         harness.wait_for(lambda: server.get("/queued/pid").status == 200,

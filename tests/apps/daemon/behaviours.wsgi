@@ -4,6 +4,8 @@ import os
 import signal
 import time
 
+HELD = []
+
 
 def application(environ, start_response):
     what = environ["PATH_INFO"].strip("/")
@@ -18,6 +20,11 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain"),
                                   ("Content-Length", "100000")])
         return die_after_first(b"x" * 1000)
+    if what == "grow":
+        # Held by the module: the process stays this big.
+        HELD.append(b"\x01" * int(environ.get("QUERY_STRING") or "0"))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(os.getpid()).encode()]
     if what == "raise":
         raise RuntimeError("daemon boom")
     if what == "big-header":
