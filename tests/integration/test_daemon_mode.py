@@ -266,6 +266,8 @@ WSGIDaemonProcess idle processes=1 threads=2 display-name=%{{GROUP}} inactivity-
 WSGIDaemonProcess queued processes=1 threads=1 display-name=%{{GROUP}} queue-timeout=1 socket-timeout=30
 WSGIDaemonProcess broken processes=1 threads=1 display-name=%{{GROUP}} startup-timeout=1
 WSGIDaemonProcess capped processes=1 threads=2 display-name=%{{GROUP}} memory-limit=150000000
+WSGIDaemonProcess stuckgil processes=1 threads=2 display-name=%{{GROUP}} deadlock-timeout=2 socket-timeout=30
+WSGIScriptAlias /stuckgil {D}/behaviours.wsgi process-group=stuckgil application-group=%{{GLOBAL}}
 WSGIScriptAlias /capped {D}/behaviours.wsgi process-group=capped application-group=%{{GLOBAL}}
 WSGIScriptAlias /broken {D}/broken_import.wsgi process-group=broken application-group=%{{GLOBAL}}
 WSGIScriptAlias /slow {D}/behaviours.wsgi process-group=slow application-group=%{{GLOBAL}}
@@ -337,6 +339,19 @@ class TestTimeouts:
         second = harness.wait_for(
             lambda: (lambda r: r.status == 200 and int(r.body))(
                 server.get("/capped/pid")), what="a new capped daemon")
+        assert second != first
+
+    def test_daemon_deadlock_timeout_restarts_process(self, server):
+        first = int(server.get("/stuckgil/pid").body)
+        mark = server.log_mark()
+        # The daemon dies with the request in it: the client gets a 502.
+        assert server.get("/stuckgil/hold-gil").status == 502
+        server.wait_for_log(r"TETHER0607: daemon process %d of group "
+                            r"'stuckgil': Python's GIL was not released for "
+                            r"deadlock-timeout=2s" % first, since=mark)
+        second = harness.wait_for(
+            lambda: (lambda r: r.status == 200 and int(r.body))(
+                server.get("/stuckgil/pid")), what="a new daemon")
         assert second != first
 
     def test_daemon_queue_timeout_is_504(self, server):
@@ -474,3 +489,30 @@ def test_daemon_socket_refuses_other_local_users(httpd_env):
         assert out.stdout.strip() == "closed", out
         server.wait_for_log(r"TETHER0603: daemon group 'sock': refused a "
                             r"connection from uid \d+", since=mark)
+
+
+# --- isolation between groups -------------------------------------------------
+
+ISOLATION_CONFIG = f"""
+WSGIDaemonProcess one processes=1 threads=2 display-name=%{{GROUP}}
+WSGIDaemonProcess two processes=1 threads=2 display-name=%{{GROUP}}
+WSGIScriptAlias /one @APPS@/directives/groups.wsgi process-group=one application-group=%{{GLOBAL}}
+WSGIScriptAlias /two @APPS@/directives/groups.wsgi process-group=two application-group=%{{GLOBAL}}
+"""
+
+
+def test_daemon_groups_are_isolated(httpd_env):
+    with httpd_env.server(ISOLATION_CONFIG, name="daemon-groups") as server:
+        one = server.get("/one").json()
+        two = server.get("/two").json()
+        # Different processes, so different interpreters and module state.
+        assert one["pid"] != two["pid"]
+        assert one["pid"] in _group_pids(server, "one")
+        assert two["pid"] in _group_pids(server, "two")
+        assert one["token"] != two["token"]
+        # Each request's environ names its own group.
+        assert (one["process_group"], two["process_group"]) == ("one", "two")
+        environ_one = server.get("/one").json()
+        assert environ_one["pid"] == one["pid"]
+        assert environ_one["counter"] == one["counter"] + 1
+        assert server.get("/two").json()["counter"] == two["counter"] + 1

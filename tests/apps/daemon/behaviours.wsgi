@@ -25,6 +25,11 @@ def application(environ, start_response):
         HELD.append(b"\x01" * int(environ.get("QUERY_STRING") or "0"))
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(os.getpid()).encode()]
+    if what == "hold-gil":
+        # Catastrophic backtracking: the regex engine runs in C for a very
+        # long time without releasing the GIL.
+        import re
+        re.match(r"(a+)+$", "a" * 64 + "b")
     if what == "raise":
         raise RuntimeError("daemon boom")
     if what == "big-header":

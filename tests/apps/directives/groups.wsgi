@@ -33,6 +33,7 @@ def application(environ, start_response):
         "token": TOKEN,
         "counter": counter,
         "group": environ.get("mod_wsgi.application_group"),
+        "process_group": environ.get("mod_wsgi.process_group"),
         "tether_group": environ.get("tether.application_group"),
         "interpreter": current,
         "main_interpreter": main,
