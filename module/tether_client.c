@@ -22,7 +22,8 @@
 
 /* Body bytes read from the client per BODY_WANT, at most. */
 #define CLIENT_READ_MAX (256 * 1024)
-/* Response bytes gathered before they are passed on without a flush. */
+/* Response bytes gathered before they are passed on without a flush,
+ * unless the group's response-buffer-size says otherwise. */
 #define RELAY_BATCH (128 * 1024)
 
 typedef struct {
@@ -106,6 +107,8 @@ static tether_conn_t *connect_daemon(request_rec *r,
     for (;;) {
         rv = tether_conn_connect(g->socket_path, &fd);
         if (rv == APR_SUCCESS) {
+            tether_conn_buffers(fd, g->send_buffer_size,
+                                g->receive_buffer_size);
             tether_conn_t *c = tether_conn_new(fd, socket_timeout(r, g));
 
             if (!c) {
@@ -362,12 +365,15 @@ static const char *status_text(apr_status_t rv)
 
 /* Passes the gathered response data on; flushes when nothing more is
  * waiting on the daemon connection. */
-static apr_status_t relay(request_rec *r, tether_conn_t *c,
-                          apr_bucket_brigade *out, apr_size_t *batched)
+static apr_status_t relay(request_rec *r, tether_daemon_group_t *g,
+                          tether_conn_t *c, apr_bucket_brigade *out,
+                          apr_size_t *batched)
 {
+    apr_size_t limit = g->response_buffer_size > 0
+                       ? (apr_size_t)g->response_buffer_size : RELAY_BATCH;
     apr_status_t rv;
 
-    if (!tether_conn_pending(c) || *batched >= RELAY_BATCH) {
+    if (!tether_conn_pending(c) || *batched >= limit) {
         APR_BRIGADE_INSERT_TAIL(out, apr_bucket_flush_create(
                                     r->connection->bucket_alloc));
         rv = ap_pass_brigade(r->output_filters, out);
@@ -512,7 +518,7 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
             e = apr_bucket_heap_create(data, h.length, apr_bucket_free, ba);
             APR_BRIGADE_INSERT_TAIL(out, e);
             batched += h.length;
-            if ((rv = relay(r, c, out, &batched)) != APR_SUCCESS) {
+            if ((rv = relay(r, g, c, out, &batched)) != APR_SUCCESS) {
                 /* The client went away: the daemon is mid-response, so
                  * this connection cannot be reused. */
                 ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
@@ -544,7 +550,7 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
                             | APR_FOPEN_SENDFILE_ENABLED, r->pool);
             apr_brigade_insert_file(out, file, (apr_off_t)off,
                                     (apr_off_t)len, r->pool);
-            if ((rv = relay(r, c, out, &batched)) != APR_SUCCESS) {
+            if ((rv = relay(r, g, c, out, &batched)) != APR_SUCCESS) {
                 return X_ABORTED;
             }
             continue;
@@ -647,10 +653,27 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
     return X_ABORTED;
 }
 
+/*
+ * response-socket-timeout: how long each write of the response to the
+ * client may wait, instead of Apache's Timeout, while relaying.
+ */
+static void client_timeout(request_rec *r, tether_daemon_group_t *g, int on)
+{
+    apr_socket_t *csd;
+
+    if (!g->response_socket_timeout
+        || !(csd = ap_get_conn_socket(r->connection))) {
+        return;
+    }
+    apr_socket_timeout_set(csd, on ? g->response_socket_timeout
+                                   : r->server->timeout);
+}
+
 int tether_client_run(request_rec *r, tether_request_t *req,
                       tether_daemon_group_t *g)
 {
     int attempt, status = OK;
+    exchange_t outcome;
 
     if (!g->socket_path) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -676,7 +699,11 @@ int tether_client_run(request_rec *r, tether_request_t *req,
             return HTTP_SERVICE_UNAVAILABLE;
         }
         c->timeout = socket_timeout(r, g);
-        switch (exchange(r, req, g, c, reused, &status)) {
+        client_timeout(r, g, 1);
+        status = OK;
+        outcome = exchange(r, req, g, c, reused, &status);
+        client_timeout(r, g, 0);
+        switch (outcome) {
         case X_DONE:
             pool_put(g, c);
             return OK;

@@ -86,6 +86,16 @@ apr_status_t tether_conn_connect(const char *path, int *fdp)
     return APR_SUCCESS;
 }
 
+void tether_conn_buffers(int fd, int sndbuf, int rcvbuf)
+{
+    if (sndbuf > 0) {
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    }
+    if (rcvbuf > 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    }
+}
+
 /* Waits until fd is ready for `events`; APR_TIMEUP after the timeout. */
 static apr_status_t wait_io(tether_conn_t *c, short events)
 {

@@ -42,6 +42,9 @@ void tether_conn_close(tether_conn_t *c);
  */
 apr_status_t tether_conn_connect(const char *path, int *fd);
 
+/* Sets SO_SNDBUF/SO_RCVBUF when > 0 (send/receive-buffer-size). */
+void tether_conn_buffers(int fd, int sndbuf, int rcvbuf);
+
 /* Reads the next frame header.  APR_EOF when the peer closed cleanly
  * between frames; APR_TIMEUP; APR_EGENERAL for a malformed header. */
 apr_status_t tether_conn_read_header(tether_conn_t *c,

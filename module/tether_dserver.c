@@ -758,6 +758,8 @@ static void accept_all(void)
             close(fd);
             continue;
         }
+        tether_conn_buffers(fd, ds.g->send_buffer_size,
+                            ds.g->receive_buffer_size);
         dc = calloc(1, sizeof(*dc));
         if (!dc || !(dc->c = tether_conn_new(fd, io_timeout()))) {
             free(dc);
