@@ -1045,15 +1045,13 @@ static const char *request_id(request_rec *r)
     return r->log_id ? r->log_id : "";
 }
 
-/* Sets "tether.NAME" and "mod_wsgi.NAME", the names apps look for. */
-static void table_set_both(apr_table_t *t, const char *name,
-                           const char *value)
-{
-    apr_table_setn(t, apr_pstrcat(apr_table_elts(t)->pool, "tether.", name,
-                                  NULL), value);
-    apr_table_setn(t, apr_pstrcat(apr_table_elts(t)->pool, "mod_wsgi.",
-                                  name, NULL), value);
-}
+/* Sets "tether.NAME" and "mod_wsgi.NAME", the names apps look for (the
+ * keys are literals: nothing is allocated for them per request). */
+#define TABLE_SET_BOTH(t, name, value) do { \
+        const char *v_ = (value); \
+        apr_table_setn((t), "tether." name, v_); \
+        apr_table_setn((t), "mod_wsgi." name, v_); \
+    } while (0)
 
 apr_table_t *tether_environ_strings(request_rec *r,
                                     const tether_request_t *req)
@@ -1102,22 +1100,22 @@ apr_table_t *tether_environ_strings(request_rec *r,
     }
     apr_table_setn(t, "wsgi.url_scheme", https ? "https" : "http");
 
-    table_set_both(t, "process_group",
+    TABLE_SET_BOTH(t, "process_group",
                    req->process_group ? req->process_group : "");
-    table_set_both(t, "application_group",
+    TABLE_SET_BOTH(t, "application_group",
                    req->application_group ? req->application_group : "");
-    table_set_both(t, "callable_object",
+    TABLE_SET_BOTH(t, "callable_object",
                    req->callable_object ? req->callable_object
                                         : "application");
-    table_set_both(t, "script_name",
+    TABLE_SET_BOTH(t, "script_name",
                    req->script_name ? req->script_name : "");
-    table_set_both(t, "path_info", req->path_info ? req->path_info : "");
-    table_set_both(t, "script_reloading", req->script_reloading ? "1" : "0");
-    table_set_both(t, "request_id", request_id(r));
-    table_set_both(t, "request_start",
+    TABLE_SET_BOTH(t, "path_info", req->path_info ? req->path_info : "");
+    TABLE_SET_BOTH(t, "script_reloading", req->script_reloading ? "1" : "0");
+    TABLE_SET_BOTH(t, "request_id", request_id(r));
+    TABLE_SET_BOTH(t, "request_start",
                    apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
                                 r->request_time));
-    table_set_both(t, "script_start",
+    TABLE_SET_BOTH(t, "script_start",
                    apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
                                 apr_time_now()));
     apr_table_setn(t, "tether.script_file",
@@ -1136,32 +1134,64 @@ apr_table_t *tether_environ_strings(request_rec *r,
  * The environ dict: the strings the Apache side built (req->environ) plus
  * the entries that are Python objects.
  */
-static PyObject *environ_build(adapter_t *ad)
+/*
+ * The entries that are the same for every request of this process, built
+ * once per interpreter (kept in its state dict) and copied per request.
+ */
+static PyObject *environ_base(const tether_request_t *req)
 {
-    const tether_request_t *req = ad->req;
+    PyObject *state = PyInterpreterState_GetDict(PyInterpreterState_Get());
+    long flags = (req->multithread ? 1 : 0) | (req->multiprocess ? 2 : 0);
+    PyObject *cached, *base;
     int rc;
-    PyObject *env;
 
-    if (!(env = PyDict_New()) || env_copy_table(env, req->environ) < 0) {
-        Py_XDECREF(env);
+    if (!state) {
         return NULL;
     }
-    rc = env_set_obj(env, "wsgi.version", Py_BuildValue("(ii)", 1, 0));
-    rc |= PyDict_SetItemString(env, "wsgi.input", ad->input);
-    rc |= PyDict_SetItemString(env, "wsgi.input_terminated", Py_True);
-    rc |= PyDict_SetItemString(env, "wsgi.errors", ad->errors);
-    rc |= PyDict_SetItemString(env, "wsgi.multithread",
+    cached = PyDict_GetItemString(state, "tether.environ_base");
+    if (cached && PyTuple_Check(cached)
+        && PyLong_AsLong(PyTuple_GET_ITEM(cached, 0)) == flags) {
+        return PyDict_Copy(PyTuple_GET_ITEM(cached, 1));
+    }
+    if (!(base = PyDict_New())) {
+        return NULL;
+    }
+    rc = env_set_obj(base, "wsgi.version", Py_BuildValue("(ii)", 1, 0));
+    rc |= PyDict_SetItemString(base, "wsgi.input_terminated", Py_True);
+    rc |= PyDict_SetItemString(base, "wsgi.multithread",
                                req->multithread ? Py_True : Py_False);
-    rc |= PyDict_SetItemString(env, "wsgi.multiprocess",
+    rc |= PyDict_SetItemString(base, "wsgi.multiprocess",
                                req->multiprocess ? Py_True : Py_False);
-    rc |= PyDict_SetItemString(env, "wsgi.run_once", Py_False);
-    rc |= PyDict_SetItemString(env, "wsgi.file_wrapper",
+    rc |= PyDict_SetItemString(base, "wsgi.run_once", Py_False);
+    rc |= PyDict_SetItemString(base, "wsgi.file_wrapper",
                                (PyObject *)&filewrapper_type);
-    rc |= env_set_obj(env, "tether.version", version_tuple(TETHER_VERSION));
-    rc |= env_set_obj(env, "mod_wsgi.version",
+    rc |= env_set_obj(base, "tether.version", version_tuple(TETHER_VERSION));
+    rc |= env_set_obj(base, "mod_wsgi.version",
                       version_tuple(TETHER_MODWSGI_VERSION));
-    if (rc) {
-        Py_DECREF(env);
+    if (rc || !(cached = Py_BuildValue("(lO)", flags, base))
+        || PyDict_SetItemString(state, "tether.environ_base", cached) < 0) {
+        Py_XDECREF(cached);
+        Py_DECREF(base);
+        return NULL;
+    }
+    Py_DECREF(cached);
+    cached = PyDict_Copy(base);
+    Py_DECREF(base);
+    return cached;
+}
+
+/*
+ * The environ dict: the constant entries, the strings the Apache side
+ * built (req->environ), and this request's wsgi.input and wsgi.errors.
+ */
+static PyObject *environ_build(adapter_t *ad)
+{
+    PyObject *env = environ_base(ad->req);
+
+    if (!env || env_copy_table(env, ad->req->environ) < 0
+        || PyDict_SetItemString(env, "wsgi.input", ad->input) < 0
+        || PyDict_SetItemString(env, "wsgi.errors", ad->errors) < 0) {
+        Py_XDECREF(env);
         return NULL;
     }
     return env;
