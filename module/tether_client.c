@@ -141,7 +141,17 @@ static apr_status_t send_head(request_rec *r, tether_conn_t *c,
     apr_size_t size, n = 0;
     int i;
 
-    pairs = apr_palloc(r->pool, sizeof(*pairs) * (arr->nelts + 1));
+    pairs = apr_palloc(r->pool, sizeof(*pairs) * (arr->nelts + 2));
+    /* Not environ: the script's mtime, which spares the daemon a stat
+     * when it checks whether to reload the script. */
+    if (r->finfo.filetype == APR_REG) {
+        pairs[n].key = ":script_mtime";
+        pairs[n].key_len = 13;
+        pairs[n].value = apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
+                                      r->finfo.mtime);
+        pairs[n].value_len = (uint32_t)strlen(pairs[n].value);
+        n++;
+    }
     for (i = 0; i < arr->nelts; i++) {
         if (!elts[i].key || !elts[i].val) {
             continue;

@@ -359,6 +359,60 @@ static ap_filter_rec_t wire_in_rec = {
  * A request_rec for the adapter, made from the environ Apache sent
  */
 
+/* The entries of the request head the daemon itself needs, found while
+ * the head is decoded (the environ has some 70 entries). */
+typedef struct {
+    const char *remote_addr, *remote_port, *server_addr, *server_port;
+    const char *method, *protocol, *uri, *server_name;
+    const char *content_length, *transfer_encoding, *request_id;
+    const char *queue_start, *script_file, *script_name, *path_info;
+    const char *application_group, *callable_object, *script_reloading;
+    const char *script_mtime;       /* ":script_mtime", not environ */
+} head_t;
+
+#define HEAD_FIELD(name, field) \
+    { name, sizeof(name) - 1, APR_OFFSETOF(head_t, field) }
+
+static const struct {
+    const char *name;
+    apr_size_t len;
+    apr_size_t offset;
+} head_fields[] = {
+    HEAD_FIELD("REMOTE_ADDR", remote_addr),
+    HEAD_FIELD("REMOTE_PORT", remote_port),
+    HEAD_FIELD("SERVER_ADDR", server_addr),
+    HEAD_FIELD("SERVER_PORT", server_port),
+    HEAD_FIELD("REQUEST_METHOD", method),
+    HEAD_FIELD("SERVER_PROTOCOL", protocol),
+    HEAD_FIELD("REQUEST_URI", uri),
+    HEAD_FIELD("SERVER_NAME", server_name),
+    HEAD_FIELD("CONTENT_LENGTH", content_length),
+    HEAD_FIELD("HTTP_TRANSFER_ENCODING", transfer_encoding),
+    HEAD_FIELD("mod_wsgi.request_id", request_id),
+    HEAD_FIELD("mod_wsgi.queue_start", queue_start),
+    HEAD_FIELD("tether.script_file", script_file),
+    HEAD_FIELD("SCRIPT_NAME", script_name),
+    HEAD_FIELD("PATH_INFO", path_info),
+    HEAD_FIELD("mod_wsgi.application_group", application_group),
+    HEAD_FIELD("mod_wsgi.callable_object", callable_object),
+    HEAD_FIELD("mod_wsgi.script_reloading", script_reloading),
+    HEAD_FIELD(":script_mtime", script_mtime),
+};
+
+static void head_note(head_t *head, const char *key, apr_size_t klen,
+                      const char *value)
+{
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(head_fields) / sizeof(head_fields[0]); i++) {
+        if (head_fields[i].len == klen
+            && !memcmp(head_fields[i].name, key, klen)) {
+            *(const char **)((char *)head + head_fields[i].offset) = value;
+            return;
+        }
+    }
+}
+
 static apr_sockaddr_t *addr_of(apr_pool_t *p, const char *ip,
                                const char *port)
 {
@@ -373,26 +427,24 @@ static apr_sockaddr_t *addr_of(apr_pool_t *p, const char *ip,
 }
 
 static request_rec *make_request(apr_pool_t *p, apr_bucket_alloc_t *ba,
-                                 apr_table_t *env, wreq_t *w)
+                                 apr_table_t *env, const head_t *head,
+                                 wreq_t *w)
 {
     conn_rec *c = apr_pcalloc(p, sizeof(*c));
     request_rec *r = apr_pcalloc(p, sizeof(*r));
     server_rec *s = ds.g->server ? ds.g->server : ds.s;
     ap_filter_t *in = apr_pcalloc(p, sizeof(*in));
     ap_filter_t *out = apr_pcalloc(p, sizeof(*out));
-    const char *v;
 
     c->pool = p;
     c->base_server = s;
     c->bucket_alloc = ba;
     c->conn_config = ap_create_conn_config(p);
     c->notes = apr_table_make(p, 1);
-    c->client_ip = (char *)apr_table_get(env, "REMOTE_ADDR");
-    c->client_addr = addr_of(p, c->client_ip,
-                             apr_table_get(env, "REMOTE_PORT"));
-    c->local_ip = (char *)apr_table_get(env, "SERVER_ADDR");
-    c->local_addr = addr_of(p, c->local_ip,
-                            apr_table_get(env, "SERVER_PORT"));
+    c->client_ip = (char *)head->remote_addr;
+    c->client_addr = addr_of(p, c->client_ip, head->remote_port);
+    c->local_ip = (char *)head->server_addr;
+    c->local_addr = addr_of(p, c->local_ip, head->server_port);
     c->keepalive = AP_CONN_UNKNOWN;
 
     r->pool = p;
@@ -405,28 +457,31 @@ static request_rec *make_request(apr_pool_t *p, apr_bucket_alloc_t *ba,
     r->err_headers_out = apr_table_make(p, 2);
     r->subprocess_env = env;
     r->notes = apr_table_make(p, 2);
-    r->method = apr_table_get(env, "REQUEST_METHOD");
-    r->method = r->method ? r->method : "GET";
+    r->method = head->method ? head->method : "GET";
     r->method_number = ap_method_number_of(r->method);
-    r->protocol = (char *)apr_table_get(env, "SERVER_PROTOCOL");
-    r->uri = (char *)apr_table_get(env, "REQUEST_URI");
+    r->protocol = (char *)head->protocol;
+    r->uri = (char *)head->uri;
     r->unparsed_uri = r->uri;
-    r->hostname = apr_table_get(env, "SERVER_NAME");
-    r->filename = (char *)apr_table_get(env, "tether.script_file");
+    r->hostname = head->server_name;
+    r->filename = (char *)head->script_file;
     r->handler = TETHER_HANDLER;
     r->status = HTTP_OK;
     r->useragent_ip = c->client_ip;
     r->useragent_addr = c->client_addr;
-    r->log_id = apr_table_get(env, "mod_wsgi.request_id");
+    r->log_id = head->request_id;
     r->request_time = apr_time_now();
-    if ((v = apr_table_get(env, "CONTENT_LENGTH"))) {
-        apr_table_setn(r->headers_in, "Content-Length", v);
+    /* The Apache side stat'ed the script: its mtime saves a stat here. */
+    if (head->script_mtime) {
+        r->finfo.filetype = APR_REG;
+        r->finfo.mtime = apr_atoi64(head->script_mtime);
     }
-    if ((v = apr_table_get(env, "HTTP_TRANSFER_ENCODING"))) {
-        apr_table_setn(r->headers_in, "Transfer-Encoding", v);
+    if (head->content_length) {
+        apr_table_setn(r->headers_in, "Content-Length",
+                       head->content_length);
     }
-    if ((v = apr_table_get(env, "HTTP_CONTENT_LENGTH"))) {
-        apr_table_setn(r->headers_in, "Content-Length", v);
+    if (head->transfer_encoding) {
+        apr_table_setn(r->headers_in, "Transfer-Encoding",
+                       head->transfer_encoding);
     }
 
     in->frec = &wire_in_rec;
@@ -462,7 +517,7 @@ static void send_error(wreq_t *w, int status, const char *msg)
 }
 
 static apr_table_t *read_environ(apr_pool_t *p, tether_conn_t *c,
-                                 apr_status_t *rv)
+                                 head_t *head, apr_status_t *rv)
 {
     tether_wire_header_t h;
     tether_wire_pair_t *pairs;
@@ -489,17 +544,25 @@ static apr_table_t *read_environ(apr_pool_t *p, tether_conn_t *c,
     pairs = apr_palloc(p, sizeof(*pairs) * (n ? n : 1));
     tether_wire_pairs_decode(buf, h.length, pairs, n, &n);
     env = apr_table_make(p, (int)n + 4);
+    memset(head, 0, sizeof(*head));
     for (i = 0; i < n; i++) {
+        const char *value = apr_pstrmemdup(p, pairs[i].value,
+                                           pairs[i].value_len);
+
+        head_note(head, pairs[i].key, pairs[i].key_len, value);
+        /* ":name" entries are the protocol's, not the environ's. */
+        if (pairs[i].key_len && pairs[i].key[0] == ':') {
+            continue;
+        }
         apr_table_addn(env, apr_pstrmemdup(p, pairs[i].key, pairs[i].key_len),
-                       apr_pstrmemdup(p, pairs[i].value,
-                                      pairs[i].value_len));
+                       value);
     }
     return env;
 }
 
-static int queue_timed_out(apr_table_t *env)
+static int queue_timed_out(const head_t *head)
 {
-    const char *v = apr_table_get(env, "mod_wsgi.queue_start");
+    const char *v = head->queue_start;
 
     return ds.g->queue_timeout && v
            && apr_time_now() - apr_atoi64(v) > ds.g->queue_timeout;
@@ -514,17 +577,17 @@ static int serve(dconn_t *dc, wreq_t *w, apr_pool_t *tp,
 {
     apr_pool_t *p;
     apr_table_t *env;
+    head_t head;
     request_rec *r;
     tether_request_t req;
     tether_interp_t *interp;
     PyObject *app = NULL;
     apr_status_t rv;
     int status, reusable;
-    const char *v;
 
     apr_pool_create(&p, tp);
     dc->c->timeout = io_timeout();
-    env = read_environ(p, dc->c, &rv);
+    env = read_environ(p, dc->c, &head, &rv);
     if (!env) {
         if (rv != APR_EOF) {
             ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, ds.s,
@@ -540,20 +603,20 @@ static int serve(dconn_t *dc, wreq_t *w, apr_pool_t *tp,
     w->c = dc->c;
     w->head_sent = w->done = w->timed_out = w->body_eof = 0;
     w->error = w->body_error = APR_SUCCESS;
-    w->what = apr_table_get(env, "tether.script_file");
+    w->what = head.script_file;
     w->started = apr_time_now();
     apr_thread_mutex_unlock(w->lock);
 
     memset(&req, 0, sizeof(req));
     req.environ = env;
-    req.script_file = apr_table_get(env, "tether.script_file");
-    req.script_name = apr_table_get(env, "SCRIPT_NAME");
-    req.path_info = apr_table_get(env, "PATH_INFO");
+    req.script_file = head.script_file;
+    req.script_name = head.script_name;
+    req.path_info = head.path_info;
     req.process_group = ds.g->name;
-    req.application_group = apr_table_get(env, "mod_wsgi.application_group");
-    req.callable_object = apr_table_get(env, "mod_wsgi.callable_object");
-    v = apr_table_get(env, "mod_wsgi.script_reloading");
-    req.script_reloading = v && !strcmp(v, "1");
+    req.application_group = head.application_group;
+    req.callable_object = head.callable_object;
+    req.script_reloading = head.script_reloading
+                           && !strcmp(head.script_reloading, "1");
     req.multithread = ds.g->threads > 1;
     req.multiprocess = ds.g->multiprocess || ds.g->processes > 1;
     /* Small frames only go into the connection's send queue (flushed
@@ -565,8 +628,8 @@ static int serve(dconn_t *dc, wreq_t *w, apr_pool_t *tp,
         goto done;
     }
 
-    r = make_request(p, ba, env, w);
-    if (queue_timed_out(env)) {
+    r = make_request(p, ba, env, &head, w);
+    if (queue_timed_out(&head)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       TETHER_LOGNO(0602) "Queue timeout expired for WSGI "
                       "daemon group '%s': the request waited more than "

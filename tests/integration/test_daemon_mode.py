@@ -516,3 +516,36 @@ def test_daemon_groups_are_isolated(httpd_env):
         assert environ_one["pid"] == one["pid"]
         assert environ_one["counter"] == one["counter"] + 1
         assert server.get("/two").json()["counter"] == two["counter"] + 1
+
+
+# --- script reloading in daemons -----------------------------------------------
+
+RELOAD_CONFIG = """
+WSGIDaemonProcess reloading processes=1 threads=2 display-name=%{GROUP}
+WSGIScriptAlias /rl @SCRATCH@/reload.wsgi process-group=reloading application-group=%{GLOBAL}
+<Directory @SCRATCH@>
+    Require all granted
+</Directory>
+"""
+
+
+def _write_script(path, version, mtime_shift=0):
+    with open(path, "w") as f:
+        f.write("def application(environ, start_response):\n"
+                "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+                "    return [%r]\n" % version.encode())
+    os.chmod(path, 0o644)
+    if mtime_shift:
+        st = os.stat(path)
+        os.utime(path, (st.st_atime, st.st_mtime + mtime_shift))
+
+
+def test_daemon_script_reloading_picks_up_changed_script(httpd_env):
+    server = httpd_env.server(RELOAD_CONFIG, name="daemon-reload")
+    # The script must exist when the configuration is checked.
+    _write_script(os.path.join(server.scratch, "reload.wsgi"), "one")
+    with server:
+        assert {server.get("/rl").body for _ in range(4)} == {b"one"}
+        _write_script(os.path.join(server.scratch, "reload.wsgi"), "two",
+                      mtime_shift=2)
+        assert {server.get("/rl").body for _ in range(4)} == {b"two"}
