@@ -1127,6 +1127,7 @@ apr_table_t *tether_environ_strings(request_rec *r,
                    c->local_addr->hostname ? c->local_addr->hostname : "");
     apr_table_setn(t, "mod_wsgi.listener_port",
                    apr_psprintf(r->pool, "%u", c->local_addr->port));
+    tether_proxy_apply(r, t);
     return t;
 }
 

@@ -146,6 +146,8 @@ void *tether_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(chunked_request);
     MERGE_INT(map_head_to_get);
     MERGE_PTR(restrict_process);
+    MERGE_PTR(trusted_proxy_headers);
+    MERGE_PTR(trusted_proxies);
     return conf;
 }
 
@@ -1345,6 +1347,65 @@ static const char *set_restrict_process(cmd_parms *cmd, void *mconfig,
     return NULL;
 }
 
+/* WSGITrustedProxyHeaders: one header name per call (ITERATE). */
+static const char *set_trusted_proxy_headers(cmd_parms *cmd, void *mconfig,
+                                             const char *value)
+{
+    tether_dir_conf_t *conf = mconfig;
+    const char *name = tether_proxy_header_name(value);
+
+    if (!name) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a proxy header "
+                            "Tether knows; use X-Forwarded-For, "
+                            "X-Client-IP, X-Real-IP, X-Forwarded-Host, "
+                            "X-Host, X-Forwarded-Server, X-Forwarded-Port, "
+                            "X-Forwarded-Proto, X-Forwarded-Scheme, "
+                            "X-Scheme, X-Forwarded-HTTPS, X-Forwarded-SSL, "
+                            "X-Script-Name or X-Forwarded-Script-Name (%s)",
+                            cmd->cmd->name, value, where(cmd));
+    }
+    if (!conf->trusted_proxy_headers) {
+        conf->trusted_proxy_headers = apr_array_make(cmd->pool, 4,
+                                                     sizeof(const char *));
+    }
+    *(const char **)apr_array_push(conf->trusted_proxy_headers) = name;
+    return NULL;
+}
+
+/* WSGITrustedProxies: one address or CIDR network per call (ITERATE). */
+static const char *set_trusted_proxies(cmd_parms *cmd, void *mconfig,
+                                       const char *value)
+{
+    tether_dir_conf_t *conf = mconfig;
+    char *ip = apr_pstrdup(cmd->pool, value);
+    char *mask = strchr(ip, '/');
+    apr_ipsubnet_t *subnet;
+    apr_status_t rv;
+
+    if (mask) {
+        *mask++ = '\0';
+    }
+    /* Literal addresses only: apr_ipsubnet_create never looks names up. */
+    rv = apr_ipsubnet_create(&subnet, ip, mask, cmd->pool);
+    if (rv != APR_SUCCESS || (mask && !*mask)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not %s (%s)",
+                            cmd->cmd->name, value,
+                            rv == APR_EBADMASK || (mask && !*mask)
+                                ? "an IP network with a valid prefix "
+                                  "length, such as 10.0.0.0/8 or "
+                                  "fd00::/8"
+                                : "an IP address or network, such as "
+                                  "10.0.0.5 or 192.168.0.0/16",
+                            where(cmd));
+    }
+    if (!conf->trusted_proxies) {
+        conf->trusted_proxies = apr_array_make(cmd->pool, 4,
+                                               sizeof(apr_ipsubnet_t *));
+    }
+    *(apr_ipsubnet_t **)apr_array_push(conf->trusted_proxies) = subnet;
+    return NULL;
+}
+
 /*
  * Directives of mod_wsgi that Tether does not implement yet: refused with a
  * message that says so, rather than Apache's "Invalid command".
@@ -1439,6 +1500,13 @@ const command_rec tether_config_commands[] = {
     AP_INIT_RAW_ARGS("WSGIRestrictProcess", set_restrict_process, NULL,
                      RSRC_CONF | ACCESS_CONF,
                      "group ...: the daemon groups that may be selected"),
+    AP_INIT_ITERATE("WSGITrustedProxyHeaders", set_trusted_proxy_headers,
+                    NULL, RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
+                    "header ...: the proxy headers trusted from the "
+                    "WSGITrustedProxies"),
+    AP_INIT_ITERATE("WSGITrustedProxies", set_trusted_proxies, NULL,
+                    RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
+                    "address|network ...: the trusted front-end proxies"),
     NOT_SUPPORTED("WSGIAcceptMutex"),
     NOT_SUPPORTED("WSGIAccessScript"),
     NOT_SUPPORTED("WSGIAuthUserScript"),
@@ -1448,8 +1516,6 @@ const command_rec tether_config_commands[] = {
     NOT_SUPPORTED("WSGIErrorOverride"),
     NOT_SUPPORTED("WSGIEnableSendfile"),
     NOT_SUPPORTED("WSGIPassApacheRequest"),
-    NOT_SUPPORTED("WSGITrustedProxyHeaders"),
-    NOT_SUPPORTED("WSGITrustedProxies"),
     NOT_SUPPORTED("WSGIPythonEggs"),
     NOT_SUPPORTED("WSGIPythonWarnings"),
     NOT_SUPPORTED("WSGICaseSensitivity"),

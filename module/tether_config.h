@@ -144,6 +144,12 @@ typedef struct {
     int map_head_to_get;
     apr_array_header_t *restrict_process;   /* WSGIRestrictProcess names,
                                              * const char *; NULL: any */
+    apr_array_header_t *trusted_proxy_headers;  /* WSGITrustedProxyHeaders,
+                                                 * const char * (canonical
+                                                 * names); NULL: unset */
+    apr_array_header_t *trusted_proxies;    /* WSGITrustedProxies,
+                                             * apr_ipsubnet_t *; NULL:
+                                             * unset (every peer trusted) */
 } tether_dir_conf_t;
 
 /* The process-wide settings (one instance, set at config time). */

@@ -38,7 +38,8 @@ extern module AP_MODULE_DECLARE_DATA tether_module;
 /*
  * Every log message carries a tag of our own, "TETHERnnnn: ".  Ranges:
  * 0001-0099 config, 0100-0199 handler, 0200-0299 interpreters,
- * 0300-0399 logging, 0400-0499 WSGI adapter, 0500-0699 daemon mode.
+ * 0300-0399 logging, 0400-0499 WSGI adapter, 0500-0699 daemon mode,
+ * 0700-0719 trusted proxies.
  * module/LOGTAGS.md lists them.
  */
 #define TETHER_LOGNO(n) "TETHER" #n ": "
@@ -233,5 +234,16 @@ apr_table_t *tether_environ_strings(request_rec *r,
  */
 int tether_adapter_run(request_rec *r, const tether_request_t *req,
                        PyObject *app);
+
+/* ---- tether_proxy.c -------------------------------------------------- */
+/*
+ * WSGITrustedProxyHeaders / WSGITrustedProxies: rewrites the environ
+ * strings `env` of r (REMOTE_ADDR, HTTP_HOST, SERVER_NAME, SERVER_PORT,
+ * SCRIPT_NAME, HTTPS, wsgi.url_scheme) from the trusted proxy headers of a
+ * trusted peer, and removes the proxy headers a peer may not send.
+ */
+void tether_proxy_apply(request_rec *r, apr_table_t *env);
+/* The spelling of a proxy header Tether knows (any case), or NULL. */
+const char *tether_proxy_header_name(const char *name);
 
 #endif /* TETHER_PRIVATE_H */
