@@ -549,3 +549,37 @@ def test_daemon_script_reloading_picks_up_changed_script(httpd_env):
         _write_script(os.path.join(server.scratch, "reload.wsgi"), "two",
                       mtime_shift=2)
         assert {server.get("/rl").body for _ in range(4)} == {b"two"}
+
+
+# --- preloading in daemons ---------------------------------------------------
+
+PRELOAD_CONFIG = """
+WSGIDaemonProcess preload processes=2 threads=2 display-name=%{GROUP}
+WSGIDaemonProcess aliased processes=1 threads=2 display-name=%{GROUP}
+WSGIImportScript @APPS@/directives/preload.wsgi process-group=preload application-group=%{GLOBAL}
+WSGIScriptAlias /pre @APPS@/directives/preload.wsgi process-group=preload application-group=%{GLOBAL}
+WSGIScriptAlias /ali @APPS@/directives/groups.wsgi process-group=aliased application-group=%{GLOBAL}
+"""
+
+
+def test_daemon_import_script_and_alias_preload_at_start(httpd_env):
+    server = httpd_env.server(PRELOAD_CONFIG, name="daemon-preload")
+    with server:
+        pids = harness.wait_for(
+            lambda: len(_group_pids(server, "preload")) == 2
+            and _group_pids(server, "preload"), what="two preload daemons")
+        # WSGIImportScript with process-group= runs in each daemon of the
+        # group as it starts, before any request.
+        for pid in pids:
+            server.wait_for_log(r"preload\.wsgi executed in pid %d" % pid)
+        assert "[client " not in server.error_log()
+        # A WSGIScriptAlias naming both groups preloads its script too.
+        aliased = _group_pids(server, "aliased")[0]
+        server.wait_for_log(r"TETHER0206: Loaded WSGI script '[^']*groups\.wsgi'"
+                            r" into application group '' of process %d"
+                            % aliased)
+        # The preloaded module serves the requests: loaded once per process.
+        resp = server.get("/pre")
+        pid = int(resp.body.split(b" ")[0])
+        assert pid in pids
+        assert server.error_log().count("executed in pid %d" % pid) == 1
