@@ -39,7 +39,10 @@ TETHER_TEST_MODULE=/path/to/mod_wsgi.so runs the suite against mod_wsgi (a
 reference run; the `tether_only` fixture skips Tether-only tests),
 TETHER_TEST_KEEP=1 keeps every server directory, TETHER_TEST_LOGLEVEL sets
 the default LogLevel (e.g. "info tether:debug"), and TETHER_TEST_HTTPD /
-TETHER_TEST_HTTPD_MODULES pick another Apache.
+TETHER_TEST_HTTPD_MODULES pick another Apache.  TETHER_TEST_SANITIZE=1
+preloads the ASan and UBSan runtimes into every Apache (for a module built
+with TETHER_SANITIZE=ON; see .ci/sanitize), and a sanitizer report fails the
+test during which it appeared.
 """
 
 import os
@@ -123,6 +126,17 @@ def httpd_env():
     except harness.HarnessError as exc:
         pytest.fail(str(exc), pytrace=False)
     _check_apache_can_read(module)
+    if harness.sanitize_enabled() and not module.reference:
+        try:
+            harness.sanitizer_runtimes()
+        except harness.HarnessError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        with open(module.path, "rb") as f:
+            if b"libasan.so" not in f.read():
+                pytest.fail("TETHER_TEST_SANITIZE: %s is not built with "
+                            "AddressSanitizer (build it with "
+                            "TETHER_SANITIZE=ON; see .ci/sanitize)"
+                            % module.path, pytrace=False)
     return HttpdEnv(install, module)
 
 
@@ -144,15 +158,30 @@ DAEMON_CRASH = re.compile(r"TETHER0555: Daemon process .* died .*: "
 @pytest.fixture(autouse=True)
 def _no_child_crashes():
     """Fails a test during which an Apache child or a daemon process died
-    of a crash signal."""
+    of a crash signal, or a sanitizer wrote a report."""
     marks = {srv: srv.log_mark() for srv in harness.LIVE_SERVERS}
     yield
+    for srv in harness.LIVE_SERVERS:
+        reports = srv.new_sanitizer_reports()
+        if reports:
+            srv.saw_failure = True
+            pytest.fail(harness.format_sanitizer_reports(
+                reports, "%s (%s)" % (srv.name, srv.sanitizer_dir)),
+                pytrace=False)
     for srv in harness.LIVE_SERVERS:
         log = srv.error_log(since=marks.get(srv, 0))
         crash = CHILD_CRASH.search(log) or DAEMON_CRASH.search(log)
         if crash:
             pytest.fail("a process of %s crashed during this test: %s"
                         % (srv.name, crash.group(0)), pytrace=False)
+
+
+# Tests that start Apaches the harness does not control, so without the
+# sanitizer runtimes (which a TETHER_SANITIZE module cannot load without).
+SANITIZE_SKIPPED = {
+    "test_benchmarks_smoke.py": "benchmarks/run.py starts its own Apaches "
+                                "without the sanitizer runtimes preloaded",
+}
 
 
 @pytest.fixture(scope="class", autouse=True)
@@ -210,9 +239,14 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    sanitize = harness.sanitize_enabled()
     for item in items:
         if str(item.path).startswith(INTEGRATION_DIR + os.sep):
             item.add_marker(pytest.mark.integration)
+        if sanitize and item.path.name in SANITIZE_SKIPPED:
+            item.add_marker(pytest.mark.skip(
+                reason="TETHER_TEST_SANITIZE: "
+                + SANITIZE_SKIPPED[item.path.name]))
         mark = item.get_closest_marker("xfail_daemon")
         if mark is not None and _is_daemon_variant(item):
             reason = mark.kwargs.get("reason") or \

@@ -19,6 +19,12 @@ package; the Python home given to Apache is ``sys.prefix`` of the interpreter
 running pytest.  ``TETHER_TEST_MODULE=/path/to/mod_wsgi.so`` runs the same
 suite against mod_wsgi instead (a reference run: tests of Tether-only
 features skip themselves).
+
+``TETHER_TEST_SANITIZE=1`` runs every Apache (and every tether-express) with
+the AddressSanitizer and UBSan runtimes preloaded, for a module built with
+``TETHER_SANITIZE=ON`` (see .ci/sanitize): sanitizer reports are written
+into the server's ``sanitizer/`` directory, and any report fails the test
+that was running (conftest.py) or the stop of the server.
 """
 
 import contextlib
@@ -272,6 +278,112 @@ def python_paths_apache_reads(module_path):
     """What the children must read: the venv, the stdlib, the module."""
     stdlib = os.path.dirname(os.__file__)
     return [sys.prefix, stdlib, os.path.dirname(stdlib), module_path]
+
+
+# --- sanitizers --------------------------------------------------------------
+
+# Options of the sanitizer runtimes when TETHER_TEST_SANITIZE=1.
+#  detect_leaks=0: Apache allocates its configuration and pools once and
+#    leaves them to the exit of each process, and an embedded Python is
+#    never finalised in a child that exits (as in mod_wsgi): LeakSanitizer
+#    would report those on every exit, burying the errors that matter.  It
+#    also needs to stop every thread with ptrace, which children that have
+#    changed uid cannot do.
+#  halt_on_error, abort_on_error: the first report kills the process with
+#    SIGABRT, which the crash check of conftest.py also sees.
+#  quarantine_size_mb=4: freed memory is held back (to catch use after
+#    free) up to this much per process, not the default 256 MB, so that the
+#    tests of bounded memory measure Tether rather than the quarantine.
+#  The UBSan runtime dies on its first report too, with a stack trace.
+SANITIZE_ASAN_OPTIONS = ("detect_leaks=0:halt_on_error=1:abort_on_error=1:"
+                         "quarantine_size_mb=4")
+SANITIZE_UBSAN_OPTIONS = "print_stacktrace=1:halt_on_error=1"
+SANITIZER_DIR = "sanitizer"
+SANITIZER_REPORT = re.compile(r"^(asan|ubsan)\.\d+$")
+
+
+def sanitize_enabled():
+    """True when TETHER_TEST_SANITIZE asks for the sanitizer runtimes."""
+    return os.environ.get("TETHER_TEST_SANITIZE", "") not in ("", "0")
+
+
+def sanitizer_runtimes():
+    """The paths of gcc's libasan and libubsan, to preload into httpd.
+
+    Apache is not built with ASan, so the runtime must come first in the
+    process: LD_PRELOAD.  Raises HarnessError when gcc has none."""
+    cc = os.environ.get("CC") or "gcc"
+    found = []
+    for lib in ("libasan.so", "libubsan.so"):
+        try:
+            path = subprocess.run([cc, "-print-file-name=" + lib],
+                                  capture_output=True, text=True, timeout=30,
+                                  check=False).stdout.strip()
+        except OSError as exc:
+            raise HarnessError("TETHER_TEST_SANITIZE: cannot run %s: %s"
+                               % (cc, exc))
+        if not os.path.isabs(path) or not os.path.exists(path):
+            raise HarnessError("TETHER_TEST_SANITIZE: %s has no %s"
+                               % (cc, lib))
+        found.append(os.path.realpath(path))
+    return found
+
+
+def make_sanitizer_dir(parent):
+    """<parent>/sanitizer, writable by any user (the children, daemons
+    running as other users); returns its path."""
+    path = os.path.join(parent, SANITIZER_DIR)
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, 0o1777)
+    return path
+
+
+def sanitizer_dir_of(parent):
+    """Where the sanitizer reports of processes started for `parent` go
+    (created under TETHER_TEST_SANITIZE only)."""
+    if sanitize_enabled():
+        return make_sanitizer_dir(parent)
+    return os.path.join(parent, SANITIZER_DIR)
+
+
+def sanitizer_env(report_dir):
+    """The environment variables that preload the sanitizer runtimes and
+    send their reports to report_dir/asan.<pid> and ubsan.<pid>; {} when
+    TETHER_TEST_SANITIZE is not set."""
+    if not sanitize_enabled():
+        return {}
+    preload = sanitizer_runtimes()
+    if os.environ.get("LD_PRELOAD"):
+        preload.append(os.environ["LD_PRELOAD"])
+    return {
+        "LD_PRELOAD": " ".join(preload),
+        "ASAN_OPTIONS": "%s:log_path=%s" % (
+            SANITIZE_ASAN_OPTIONS, os.path.join(report_dir, "asan")),
+        "UBSAN_OPTIONS": "%s:log_path=%s" % (
+            SANITIZE_UBSAN_OPTIONS, os.path.join(report_dir, "ubsan")),
+    }
+
+
+def sanitizer_reports(report_dir):
+    """{file name: text} of the sanitizer reports in report_dir."""
+    reports = {}
+    try:
+        names = os.listdir(report_dir)
+    except OSError:
+        return reports
+    for name in sorted(names):
+        if SANITIZER_REPORT.match(name):
+            try:
+                with open(os.path.join(report_dir, name), "rb") as f:
+                    reports[name] = f.read(65536).decode("utf-8", "replace")
+            except OSError:
+                pass
+    return reports
+
+
+def format_sanitizer_reports(reports, where):
+    return "sanitizer report(s) in %s:\n%s" % (where, "\n".join(
+        "--- %s\n%s" % (name, text) for name, text in reports.items()))
 
 
 # --- small utilities ---------------------------------------------------------
@@ -571,6 +683,8 @@ class ApacheServer:
             os.chmod(dirpath, 0o755)
             for filename in filenames:
                 os.chmod(os.path.join(dirpath, filename), 0o644)
+        self.sanitizer_dir = sanitizer_dir_of(self.root)
+        self.sanitizer_seen = set()
         self.scratch = os.path.join(self.root, "scratch")
         os.mkdir(self.scratch, 0o755)
         if running_as_root():
@@ -685,10 +799,17 @@ class ApacheServer:
 
     # -- process --------------------------------------------------------------
 
-    def _httpd(self, *args):
+    def process_env(self):
+        """The environment httpd runs with: ours without PYTHON*, plus the
+        sanitizer runtimes under TETHER_TEST_SANITIZE."""
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("PYTHON")}
         env.setdefault("LANG", "C.UTF-8")
+        env.update(sanitizer_env(self.sanitizer_dir))
+        return env
+
+    def _httpd(self, *args):
+        env = self.process_env()
         return subprocess.run(
             [self.install.binary, "-d", self.root, "-f", self.conf_path]
             + list(args),
@@ -810,6 +931,7 @@ class ApacheServer:
             if not any(pid_alive(p) for p in procs):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.pid_path)
+                self.check_sanitizer_reports()
                 return
             time.sleep(0.02)
         left = [p for p in procs if pid_alive(p)]
@@ -819,6 +941,23 @@ class ApacheServer:
         raise HarnessError("httpd %s did not stop within %.0fs: pids %s were "
                            "still alive (killed)" % (self.name, STOP_DEADLINE,
                                                       left))
+
+    def new_sanitizer_reports(self):
+        """{name: text} of the sanitizer reports not returned before."""
+        reports = {name: text for name, text
+                   in sanitizer_reports(self.sanitizer_dir).items()
+                   if name not in self.sanitizer_seen}
+        self.sanitizer_seen.update(reports)
+        return reports
+
+    def check_sanitizer_reports(self):
+        """Raises HarnessError with any new sanitizer report (keeping the
+        server directory)."""
+        reports = self.new_sanitizer_reports()
+        if reports:
+            self.saw_failure = True
+            raise HarnessError(format_sanitizer_reports(
+                reports, "%s (%s)" % (self.name, self.sanitizer_dir)))
 
     def restart(self, config=None, *, mpm=None, log_level=None):
         """Stops, optionally installs a new config, and starts again."""

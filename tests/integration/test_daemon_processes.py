@@ -303,10 +303,9 @@ WSGIDaemonProcess tether-nosock display-name=tether-test-nosock
 """, name="daemon-nosock")
     srv.port = harness.free_port()
     srv.write_config()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     proc = subprocess.Popen(
         [srv.install.binary, "-d", srv.root, "-f", srv.conf_path,
-         "-DFOREGROUND"], env=env, cwd=srv.root,
+         "-DFOREGROUND"], env=srv.process_env(), cwd=srv.root,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         try:
@@ -324,6 +323,7 @@ WSGIDaemonProcess tether-nosock display-name=tether-test-nosock
                          r"bind\(\) failed.*WSGISocketPrefix", log), log
         assert not [p for p in all_pids()
                     if cmdline(p) == "tether-test-nosock"]
+        srv.check_sanitizer_reports()
     finally:
         if proc.poll() is None:
             proc.kill()

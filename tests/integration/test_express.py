@@ -65,12 +65,22 @@ def express_argv(*args):
     return [sys.executable, "-m", "tether.cli"] + [str(a) for a in args]
 
 
-def clean_env():
-    """Our environment without PYTHON* variables (as the harness does)."""
+def clean_env(sanitizer_dir=None):
+    """Our environment without PYTHON* variables (as the harness does);
+    with `sanitizer_dir`, also what TETHER_TEST_SANITIZE asks for (the
+    sanitizer runtimes preloaded, reports into sanitizer_dir)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("PYTHON")}
     env.setdefault("LANG", "C.UTF-8")
+    if sanitizer_dir is not None:
+        env.update(harness.sanitizer_env(sanitizer_dir))
     return env
+
+
+def assert_no_sanitizer_reports(sanitizer_dir):
+    reports = harness.sanitizer_reports(sanitizer_dir)
+    assert not reports, harness.format_sanitizer_reports(reports,
+                                                         sanitizer_dir)
 
 
 def run_express(*args, cwd=None):
@@ -220,6 +230,8 @@ class ExpressServer:
         self.proc = None
         self.httpd_pid = None
         self.saw_failure = False
+        self.sanitizer_dir = harness.sanitizer_dir_of(self.work)
+        self.sanitizer_seen = set()
 
     def path(self, *parts):
         return os.path.join(self.work, *parts)
@@ -237,7 +249,7 @@ class ExpressServer:
             with open(self.stdout_path, "w") as out, \
                     open(self.stderr_path, "w") as err:
                 self.proc = subprocess.Popen(
-                    argv, cwd=self.work, env=clean_env(),
+                    argv, cwd=self.work, env=clean_env(self.sanitizer_dir),
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err)
             try:
                 harness.wait_for(self._started_or_exited,
@@ -351,11 +363,23 @@ class ExpressServer:
                 os.kill(p, signal.SIGKILL)
         return left
 
+    def new_sanitizer_reports(self):
+        """{name: text} of the sanitizer reports not returned before."""
+        reports = {name: text for name, text
+                   in harness.sanitizer_reports(self.sanitizer_dir).items()
+                   if name not in self.sanitizer_seen}
+        self.sanitizer_seen.update(reports)
+        return reports
+
     def close(self):
-        """Teardown: stops what still runs, asserts it is gone, cleans up."""
+        """Teardown: stops what still runs, asserts it is gone and wrote no
+        sanitizer report, cleans up."""
         left = self.stop_quietly()
-        if left:
+        reports = self.new_sanitizer_reports()
+        if left or reports:
             self.saw_failure = True
+        assert not reports, harness.format_sanitizer_reports(
+            reports, "%s (%s)" % (self.name, self.sanitizer_dir))
         if self.saw_failure or os.environ.get("TETHER_TEST_KEEP"):
             sys.stderr.write("\nkept %s for inspection\n" % self.work)
         else:
@@ -643,6 +667,7 @@ def test_express_setup_server_writes_root_and_apachectl_runs_it(httpd_env):
     conf = os.path.join(root, "httpd.conf")
     pid_path = os.path.join(root, "httpd.pid")
     apachectl = os.path.join(root, "apachectl")
+    sanitizer_dir = harness.sanitizer_dir_of(work)
     pids = []
     ok = False
     try:
@@ -658,13 +683,15 @@ def test_express_setup_server_writes_root_and_apachectl_runs_it(httpd_env):
         assert not os.path.exists(pid_path), "setup-server started Apache"
 
         test = subprocess.run([httpd_env.install.binary, "-t", "-f", conf],
-                              capture_output=True, text=True, env=clean_env(),
+                              capture_output=True, text=True,
+                              env=clean_env(sanitizer_dir),
                               timeout=harness.START_DEADLINE, check=False)
         assert test.returncode == 0, test.stdout + test.stderr
         assert "Syntax OK" in test.stderr + test.stdout
 
         start = subprocess.run([apachectl, "start"], capture_output=True,
-                               text=True, env=clean_env(), cwd=work,
+                               text=True, env=clean_env(sanitizer_dir),
+                               cwd=work,
                                timeout=harness.START_DEADLINE, check=False)
         assert start.returncode == 0, start.stdout + start.stderr
         harness.wait_for(lambda: os.path.exists(pid_path) and accepting(port),
@@ -678,7 +705,8 @@ def test_express_setup_server_writes_root_and_apachectl_runs_it(httpd_env):
         assert answer["pid"] in harness.child_pids(httpd_pid)
 
         stop = subprocess.run([apachectl, "stop"], capture_output=True,
-                              text=True, env=clean_env(), cwd=work,
+                              text=True, env=clean_env(sanitizer_dir),
+                              cwd=work,
                               timeout=harness.STOP_DEADLINE, check=False)
         assert stop.returncode == 0, stop.stdout + stop.stderr
         wait_gone(pids, "apachectl stop to stop Apache")
@@ -686,6 +714,7 @@ def test_express_setup_server_writes_root_and_apachectl_runs_it(httpd_env):
                          what="Apache to remove its pid file")
         assert processes_naming(conf) == []
         assert not accepting(port)
+        assert_no_sanitizer_reports(sanitizer_dir)
         ok = True
     finally:
         for pid in pids:
