@@ -61,6 +61,18 @@ static tether_conn_t *pool_get(tether_daemon_group_t *g)
     return c;
 }
 
+/* An idle connection, skipping those a daemon has hung up meanwhile (an
+ * idle connection has nothing to read unless it is a GOODBYE or EOF). */
+static tether_conn_t *pool_get_live(tether_daemon_group_t *g)
+{
+    tether_conn_t *c;
+
+    while ((c = pool_get(g)) != NULL && tether_conn_pending(c)) {
+        tether_conn_close(c);
+    }
+    return c;
+}
+
 static void pool_put(tether_daemon_group_t *g, tether_conn_t *c)
 {
     conn_pool_t *cp = &pools[g->index];
@@ -363,6 +375,7 @@ typedef enum {
     X_DONE_CLOSE,       /* response relayed; close the connection */
     X_STATUS,           /* nothing sent to the client; return *status */
     X_RETRY,            /* reused connection was dead: try a new one */
+    X_GOODBYE,          /* the daemon hung up without reading: resend */
     X_ABORTED           /* response cut short; connection unusable */
 } exchange_t;
 
@@ -409,6 +422,10 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
     apr_status_t rv;
 
     rv = send_head(r, c, req->environ);
+    if (rv == EPIPE || rv == APR_ECONNRESET) {
+        /* The daemon may have hung up with a GOODBYE: read it. */
+        rv = APR_SUCCESS;
+    }
     if (rv == APR_SUCCESS) {
         rv = tether_conn_wait(c);
     }
@@ -441,6 +458,13 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
             continue;
         }
         switch (h.type) {
+        case TETHER_WIRE_GOODBYE:
+            /* The daemon is going away and did not read the request. */
+            if (head_seen || body_asked) {
+                rv = APR_EGENERAL;
+                break;
+            }
+            return X_GOODBYE;
         case TETHER_WIRE_HELLO: {
             unsigned char raw[TETHER_WIRE_HELLO_SIZE];
             uint32_t pid = 0;
@@ -679,10 +703,14 @@ static void client_timeout(request_rec *r, tether_daemon_group_t *g, int on)
                                    : r->server->timeout);
 }
 
+/* How often one request moves on after a GOODBYE: the daemons of a group
+ * can all be recycling at once. */
+#define GOODBYE_RETRIES 8
+
 int tether_client_run(request_rec *r, tether_request_t *req,
                       tether_daemon_group_t *g)
 {
-    int attempt, status = OK;
+    int status = OK, dead_conns = 0, goodbyes = 0;
     exchange_t outcome;
 
     if (!g->socket_path) {
@@ -694,8 +722,9 @@ int tether_client_run(request_rec *r, tether_request_t *req,
     apr_table_setn(req->environ, "mod_wsgi.queue_start",
                    apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
                                 apr_time_now()));
-    for (attempt = 0; attempt < 2; attempt++) {
-        tether_conn_t *c = attempt == 0 ? pool_get(g) : NULL;
+    for (;;) {
+        tether_conn_t *c = dead_conns ? NULL
+                           : goodbyes ? pool_get_live(g) : pool_get(g);
         int reused = c != NULL;
         apr_status_t why = APR_SUCCESS;
 
@@ -711,7 +740,7 @@ int tether_client_run(request_rec *r, tether_request_t *req,
         c->timeout = socket_timeout(r, g);
         client_timeout(r, g, 1);
         status = OK;
-        outcome = exchange(r, req, g, c, reused, &status);
+        outcome = exchange(r, req, g, c, reused && !dead_conns, &status);
         client_timeout(r, g, 0);
         switch (outcome) {
         case X_DONE:
@@ -725,18 +754,30 @@ int tether_client_run(request_rec *r, tether_request_t *req,
             return OK;
         case X_RETRY:
             tether_conn_close(c);
-            /* A connection that a recycled daemon closed while idle:
-             * it never saw the request, so try a fresh one. */
+            /* A connection that a daemon closed while idle: it never saw
+             * the request.  Its other idle ones are likely dead too, so
+             * from now on only new connections. */
+            dead_conns = 1;
             while ((c = pool_get(g)) != NULL) {
                 tether_conn_close(c);
             }
             continue;
+        case X_GOODBYE:
+            tether_conn_close(c);
+            if (++goodbyes <= GOODBYE_RETRIES) {
+                continue;
+            }
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          TETHER_LOGNO(0512) "Daemon processes of group "
+                          "'%s' (socket %s) hung up %d connections in a "
+                          "row without reading the request; giving up",
+                          g->name, g->socket_path, goodbyes);
+            return HTTP_SERVICE_UNAVAILABLE;
         case X_ABORTED:
             tether_conn_close(c);
             return status == OK ? OK : status;
         }
     }
-    return HTTP_BAD_GATEWAY;
 }
 
 void tether_client_register_hooks(apr_pool_t *p)

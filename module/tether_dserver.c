@@ -755,7 +755,7 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
             apr_thread_mutex_unlock(ds.lock);
             continue;
         }
-        if (!(ev.events & EPOLLIN)) {
+        if (dc->state == DC_SHUT || !(ev.events & EPOLLIN)) {
             conn_drop(dc);
             apr_thread_mutex_unlock(ds.lock);
             continue;
@@ -1030,8 +1030,8 @@ static void start_stopping(int sig, const char *why,
 }
 
 /*
- * Stops accepting and hangs up idle connections (the Apache side retries
- * a request on a connection that closes before answering it).  Returns
+ * Stops accepting and hangs up idle connections, each with a GOODBYE
+ * frame (the Apache side sends its request again elsewhere).  Returns
  * how many connections still have a request waiting or being served.
  */
 static int drain(void)
@@ -1050,8 +1050,13 @@ static int drain(void)
                 left++;
             }
             else {
-                /* A worker reaps it when epoll reports the hang-up. */
+                /* GOODBYE tells Apache that a request it may be sending
+                 * right now was never read, so it can safely send it
+                 * elsewhere.  A worker reaps the connection when epoll
+                 * reports the hang-up. */
                 dc->state = DC_SHUT;
+                tether_conn_queue(dc->c, TETHER_WIRE_GOODBYE, 0, NULL, 0);
+                tether_conn_flush(dc->c);
                 shutdown(dc->c->fd, SHUT_RDWR);
             }
         }

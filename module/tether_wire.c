@@ -104,6 +104,7 @@ int tether_wire_header_decode(const unsigned char in[TETHER_WIRE_HEADER_SIZE],
         case TETHER_WIRE_REQ_END:
         case TETHER_WIRE_REQ_ABORT:
         case TETHER_WIRE_RESP_END:
+        case TETHER_WIRE_GOODBYE:
             max = 0;
             break;
         case TETHER_WIRE_HELLO:

@@ -54,7 +54,11 @@ typedef enum {
     TETHER_WIRE_RESP_FILE = 13,     /* D->A u64 offset, u64 length + fd */
     TETHER_WIRE_RESP_END = 14,      /* D->A empty: response complete */
     TETHER_WIRE_RESP_ABORT = 15,    /* D->A UTF-8 reason */
-    TETHER_WIRE_RESP_ERROR = 16     /* D->A u16 status + UTF-8 message */
+    TETHER_WIRE_RESP_ERROR = 16,    /* D->A u16 status + UTF-8 message */
+    TETHER_WIRE_GOODBYE = 17        /* D->A empty: sent on an idle
+                                     * connection the daemon hangs up;
+                                     * whatever Apache sent on it after
+                                     * its last response was not read */
 } tether_wire_type_e;
 
 /* Header flag bits.  Bits not listed here make a header invalid. */

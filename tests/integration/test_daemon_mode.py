@@ -491,6 +491,61 @@ def test_daemon_socket_refuses_other_local_users(httpd_env):
                             r"connection from uid \d+", since=mark)
 
 
+def _read_frame(sock):
+    """(type, flags, payload) of the next frame on `sock`, None at EOF."""
+    from tether import _wire
+
+    def exactly(n):
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+    head = exactly(_wire.HEADER_SIZE)
+    if head is None:
+        return None
+    type_, flags, length = _wire.decode_header(head)
+    return type_, flags, exactly(length) if length else b""
+
+
+def test_daemon_hangs_up_idle_connections_with_goodbye(httpd_env):
+    """A daemon that stops says GOODBYE on its idle connections before
+    hanging up, so Apache knows a request it sent meanwhile was not read
+    and sends it to another process."""
+    from tether import _wire
+
+    with httpd_env.server(SOCKET_CONFIG, name="daemon-goodbye") as server:
+        assert server.get("/k/pid").status == 200
+        path = _socket_paths(server)[0]
+        pid = _group_pids(server, "sock")[0]
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(20)
+        try:
+            s.connect(path)
+            type_, _, payload = _read_frame(s)
+            assert type_ == _wire.HELLO
+            assert _wire.decode_hello(payload) == pid
+            mark = server.log_mark()
+            os.kill(pid, signal.SIGUSR1)
+            assert _read_frame(s) == (_wire.GOODBYE, 0, b"")
+            assert _read_frame(s) is None
+        finally:
+            s.close()
+        server.wait_for_log(r"TETHER0606: daemon process %d of group 'sock' "
+                            r"exits \(graceful stop requested" % pid,
+                            since=mark)
+        # Apache's own pooled connection to it got the same GOODBYE; the
+        # next request goes to the replacement without an error.
+        harness.wait_for(lambda: _group_pids(server, "sock") not in ([], [pid]),
+                         what="the replacement daemon")
+        mark = server.log_mark()
+        assert server.get("/k/pid").status == 200
+        assert "TETHER05" not in server.error_log(since=mark)
+
+
 # --- isolation between groups -------------------------------------------------
 
 ISOLATION_CONFIG = f"""

@@ -24,14 +24,14 @@ MIB16 = 16 * 1024 * 1024
 TYPES = {
     "REQ_HEAD": 1, "REQ_BODY": 2, "REQ_END": 3, "REQ_ABORT": 4,
     "HELLO": 9, "BODY_WANT": 10, "RESP_HEAD": 11, "RESP_BODY": 12, "RESP_FILE": 13,
-    "RESP_END": 14, "RESP_ABORT": 15, "RESP_ERROR": 16,
+    "RESP_END": 14, "RESP_ABORT": 15, "RESP_ERROR": 16, "GOODBYE": 17,
 }
 # Payload lengths each type allows: (minimum, maximum).
 LENGTHS = {
     1: (4, MIB16), 2: (0, MIB16), 3: (0, 0), 4: (0, 0), 9: (4, 4),
     10: (4, 4),
     11: (4, MIB16), 12: (0, MIB16), 13: (16, 16), 14: (0, 0),
-    15: (0, MIB16), 16: (2, MIB16),
+    15: (0, MIB16), 16: (2, MIB16), 17: (0, 0),
 }
 
 
@@ -134,7 +134,7 @@ def test_wire_header_length_over_max_rejected(type_, length):
 
 
 @pytest.mark.parametrize("type_,length", [
-    (w.REQ_END, 1), (w.REQ_ABORT, 4), (w.RESP_END, 8),
+    (w.REQ_END, 1), (w.REQ_ABORT, 4), (w.RESP_END, 8), (w.GOODBYE, 1),
     (w.BODY_WANT, 0), (w.BODY_WANT, 3), (w.BODY_WANT, 5),
     (w.HELLO, 0), (w.HELLO, 3), (w.HELLO, 5),
     (w.RESP_FILE, 8), (w.RESP_FILE, 15), (w.RESP_FILE, 17),
