@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import prepare, report  # noqa: E402
 from benchlib.load import RssSampler, run_wrk  # noqa: E402
 from benchlib.servers import (KINDS_BY_NAME, SERVER_KINDS,  # noqa: E402
-                              check_ready, front_end_threads, make_server)
+                              check_ready, make_server)
 from benchlib.util import BenchError, run, say  # noqa: E402
 from benchlib.workloads import (WORKLOADS, WORKLOADS_BY_NAME,  # noqa: E402
                                 write_static_files)
@@ -95,12 +95,18 @@ def parse_args(argv):
         + " (default: all)")
     parser.add_argument(
         "--processes", type=int, default=2,
-        help="processes of every WSGI server (and Apache children of the "
-        "static server; default %(default)s)")
+        help="processes of every server: daemon processes, gunicorn workers "
+        "and Apache children (default %(default)s)")
     parser.add_argument(
         "--threads", type=int, default=5,
-        help="threads per process of every WSGI server (and of the static "
-        "server's Apache children; default %(default)s)")
+        help="threads per process of the daemon groups and gunicorn "
+        "(default %(default)s)")
+    parser.add_argument(
+        "--apache-threads", type=int, default=None, metavar="N",
+        help="threads per Apache child, for every Apache (default: the "
+        "largest --concurrency, so that one child can hold every "
+        "connection; fewer make the event MPM close keep-alive "
+        "connections). In embedded mode they also run Python")
     parser.add_argument(
         "--output-dir", default=os.path.join(HERE, "results"),
         help="where latest.md and latest.json are written (default "
@@ -153,6 +159,10 @@ def parse_args(argv):
         parser.error("--concurrency needs positive numbers")
     if args.processes < 1 or args.threads < 1:
         parser.error("--processes and --threads must be >= 1")
+    if args.apache_threads is None:
+        args.apache_threads = max(args.concurrency)
+    if args.apache_threads < 1:
+        parser.error("--apache-threads must be >= 1")
     return args
 
 
@@ -294,7 +304,7 @@ def run_server(args, tools, work, rnd, workload, name, runs, failures,
     # socket path.
     tag = "%03d-%s" % (next(SERVER_SEQUENCE), name)
     server = make_server(kind, tools, work, tag, workload, args.processes,
-                         args.threads)
+                         args.threads, args.apache_threads)
     failed = None
     try:
         try:
@@ -372,7 +382,6 @@ def main(argv=None):
     elapsed = time.monotonic() - t0
     workloads = [WORKLOADS_BY_NAME[n] for n in args.workloads]
     rows = report.aggregate(runs, workloads, args.concurrency, servers)
-    front = front_end_threads(args.processes, args.threads)
     meta = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z",
                                  time.localtime(started)),
@@ -389,12 +398,13 @@ def main(argv=None):
         "versions": versions(tools),
         "processes": args.processes,
         "threads": args.threads,
-        "capacity": ("%d processes x %d threads for every WSGI server "
-                     "(Apache's event MPM; in daemon mode the daemon group, "
-                     "with %d relay threads in Apache's children) and for "
-                     "the static server's Apache"
-                     % (args.processes, args.threads,
-                        args.processes * -(-front // args.processes))),
+        "apache_threads": args.apache_threads,
+        "capacity": ("daemon groups and gunicorn: %d processes x %d threads; "
+                     "every Apache: the event MPM with %d children x %d "
+                     "threads (in embedded mode these threads run Python; "
+                     "in daemon mode they only relay)"
+                     % (args.processes, args.threads, args.processes,
+                        args.apache_threads)),
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "rounds": args.rounds,

@@ -6,18 +6,22 @@ WSGIPythonHome) and the site block differ, and the site blocks of Tether and
 mod_wsgi are the same file.  gunicorn runs the same application file with
 the same processes x threads and keep-alive timeout.
 
-Capacity, for P processes x T threads (the --processes/--threads options):
-- embedded: the event MPM with P children of T threads: P*T requests run
-  Python at once;
+Capacity, for P processes x T threads (the --processes/--threads options)
+and A Apache threads per child (--apache-threads, by default the largest
+concurrency of the run):
+- every Apache (embedded, daemon, static) runs the event MPM with P children
+  of A threads, so that each child can hold every connection of the run: the
+  event MPM closes idle keep-alive connections whenever all the threads of a
+  child are busy, which wrk counts as read errors;
+- embedded: the same threads run Python, so P*A requests run Python at once;
 - daemon: a daemon group of P processes x T threads; Apache's children only
-  relay, and are sized as mod_wsgi-express and tether-express size them:
-  max(20, 1.5*P*T + 10) threads, over P children;
-- static: the event MPM of embedded mode (P children of T threads);
-- gunicorn: --workers P --worker-class gthread --threads T.
+  relay;
+- static: Apache serves the file itself;
+- gunicorn: --workers P --worker-class gthread --threads T (its event loop
+  holds idle keep-alive connections without a thread).
 """
 
 import http.client
-import math
 import os
 import subprocess
 import time
@@ -49,12 +53,6 @@ SERVER_KINDS = [
     ServerKind("static", "Apache static file", None, "static"),
 ]
 KINDS_BY_NAME = {kind.name: kind for kind in SERVER_KINDS}
-
-
-def front_end_threads(processes, threads):
-    """Apache's relay threads in daemon mode, as the express commands size
-    them: 1.5 times the daemons' capacity plus 10, at least 20."""
-    return max(20, int(math.ceil(1.5 * processes * threads)) + 10)
 
 
 class Server:
@@ -112,10 +110,11 @@ class ApacheServer(Server):
     """Apache httpd from the shared template, on a free port."""
 
     def __init__(self, kind, tools, workdir, tag, workload, processes,
-                 threads):
+                 threads, apache_threads):
         super().__init__(kind, tools, workdir, tag, processes)
         self.workload = workload
         self.threads = threads
+        self.apache_threads = apache_threads
         self.conf_path = os.path.join(self.root, "conf", "httpd.conf")
         self.pid_path = os.path.join(self.root, "run", "httpd.pid")
         with open(os.path.join(self.root, "conf", "mime.types"), "w") as f:
@@ -124,14 +123,12 @@ class ApacheServer(Server):
     def render_config(self):
         apache = self.tools.apache
         processes, threads = self.processes, self.threads
+        mpm_threads = self.apache_threads
         if self.kind.mode == "daemon":
-            front = front_end_threads(processes, threads)
-            mpm_threads = int(math.ceil(front / float(processes)))
             note = ("daemon group %d x %d; Apache relays with %d x %d threads"
                     % (processes, threads, processes, mpm_threads))
         else:
-            mpm_threads = threads
-            note = "%d processes x %d threads" % (processes, threads)
+            note = "%d processes x %d threads" % (processes, mpm_threads)
         modules = [apache.module_line(m) for m in
                    ("mpm_event", "unixd", "authz_core", "mime")]
         if self.tools.apache_user:
@@ -290,9 +287,13 @@ class GunicornServer(Server):
                              % killed)
 
 
-def make_server(kind, tools, workdir, tag, workload, processes, threads):
-    cls = GunicornServer if kind.mode == "gthread" else ApacheServer
-    return cls(kind, tools, workdir, tag, workload, processes, threads)
+def make_server(kind, tools, workdir, tag, workload, processes, threads,
+                apache_threads):
+    if kind.mode == "gthread":
+        return GunicornServer(kind, tools, workdir, tag, workload, processes,
+                              threads)
+    return ApacheServer(kind, tools, workdir, tag, workload, processes,
+                        threads, apache_threads)
 
 
 # --- readiness ---------------------------------------------------------------
