@@ -26,9 +26,15 @@
  * unless the group's response-buffer-size says otherwise. */
 #define RELAY_BATCH (128 * 1024)
 
+/*
+ * Idle connections, first in first out: each request takes the one idle
+ * the longest, so requests spread over all of them and so over all the
+ * daemon processes that accepted them.
+ */
 typedef struct {
     apr_thread_mutex_t *lock;
-    tether_conn_t **idle;
+    tether_conn_t **idle;           /* a ring of cap */
+    int head;                       /* the oldest */
     int nidle;
     int cap;
 } conn_pool_t;
@@ -55,7 +61,9 @@ static tether_conn_t *pool_get(tether_daemon_group_t *g)
 
     apr_thread_mutex_lock(cp->lock);
     if (cp->nidle > 0) {
-        c = cp->idle[--cp->nidle];
+        c = cp->idle[cp->head];
+        cp->head = (cp->head + 1) % cp->cap;
+        cp->nidle--;
     }
     apr_thread_mutex_unlock(cp->lock);
     return c;
@@ -79,18 +87,23 @@ static void pool_put(tether_daemon_group_t *g, tether_conn_t *c)
 
     apr_thread_mutex_lock(cp->lock);
     if (cp->nidle == cp->cap) {
-        int cap = cp->cap ? cp->cap * 2 : 16;
-        tether_conn_t **idle = realloc(cp->idle, sizeof(*idle) * cap);
+        int i, cap = cp->cap ? cp->cap * 2 : 16;
+        tether_conn_t **idle = malloc(sizeof(*idle) * cap);
 
         if (!idle) {
             apr_thread_mutex_unlock(cp->lock);
             tether_conn_close(c);
             return;
         }
+        for (i = 0; i < cp->nidle; i++) {
+            idle[i] = cp->idle[(cp->head + i) % cp->cap];
+        }
+        free(cp->idle);
         cp->idle = idle;
+        cp->head = 0;
         cp->cap = cap;
     }
-    cp->idle[cp->nidle++] = c;
+    cp->idle[(cp->head + cp->nidle++) % cp->cap] = c;
     apr_thread_mutex_unlock(cp->lock);
 }
 

@@ -166,6 +166,7 @@ static int generation_over;
 typedef struct {
     volatile pid_t ready;           /* pid of the daemon that is serving */
     volatile pid_t exiting;         /* pid of a daemon exiting on purpose */
+    volatile int conns;             /* its open connections from Apache */
 } shm_slot_t;
 
 typedef struct {
@@ -193,6 +194,7 @@ void tether_daemon_mark_ready(tether_daemon_group_t *g, int slot)
     shm_slot_t *ts = table_slot(g->index, slot);
 
     if (ts) {
+        ts->conns = 0;
         ts->ready = getpid();
     }
 }
@@ -204,6 +206,30 @@ void tether_daemon_mark_exiting(tether_daemon_group_t *g, int slot)
     if (ts) {
         ts->exiting = getpid();
     }
+}
+
+void tether_daemon_set_conns(tether_daemon_group_t *g, int slot, int conns)
+{
+    shm_slot_t *ts = table_slot(g->index, slot);
+
+    if (ts) {
+        ts->conns = conns;
+    }
+}
+
+int tether_daemon_fewest_conns(tether_daemon_group_t *g, int slot)
+{
+    int i, fewest = -1;
+
+    for (i = 0; table && i < g->processes; i++) {
+        shm_slot_t *ts = table_slot(g->index, i);
+
+        if (i != slot && ts->ready && ts->ready != ts->exiting
+            && (fewest < 0 || ts->conns < fewest)) {
+            fewest = ts->conns;
+        }
+    }
+    return fewest;
 }
 
 int tether_daemon_death(pid_t pid, int *status, int *signalled)

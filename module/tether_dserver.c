@@ -19,6 +19,7 @@
 #include "apr_thread_cond.h"
 #include "apr_thread_proc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -71,6 +72,9 @@ typedef struct {
     apr_thread_mutex_t *lock;       /* connection list, counters */
     int cepfd;                      /* connections; the workers wait on it */
     dconn_t *conns;
+    int nconns;                     /* how many; published in the shm */
+    int accept_paused;              /* leaving new connections to siblings */
+    apr_time_t accept_resume;
     wreq_t *workers;                /* one per thread */
     int active;                     /* requests being served */
     apr_int64_t served;
@@ -413,16 +417,39 @@ static void head_note(head_t *head, const char *key, apr_size_t klen,
     }
 }
 
+/*
+ * The address Apache sent as text.  Filled by hand from inet_pton: APR's
+ * resolver (getaddrinfo) costs more than the rest of a small request.
+ */
 static apr_sockaddr_t *addr_of(apr_pool_t *p, const char *ip,
                                const char *port)
 {
-    apr_sockaddr_t *sa = NULL;
+    apr_sockaddr_t *sa = apr_pcalloc(p, sizeof(*sa));
+    apr_port_t num = (apr_port_t)(port ? atoi(port) : 0);
 
-    if (!ip || apr_sockaddr_info_get(&sa, ip, APR_UNSPEC,
-                                     (apr_port_t)(port ? atoi(port) : 0),
-                                     APR_IPV4_ADDR_OK, p) != APR_SUCCESS) {
-        apr_sockaddr_info_get(&sa, "0.0.0.0", APR_INET, 0, 0, p);
+    sa->pool = p;
+    sa->hostname = (char *)(ip ? ip : "0.0.0.0");
+    sa->port = num;
+#if APR_HAVE_IPV6
+    if (ip && inet_pton(AF_INET6, ip, &sa->sa.sin6.sin6_addr) == 1) {
+        sa->family = sa->sa.sin6.sin6_family = AF_INET6;
+        sa->sa.sin6.sin6_port = htons(num);
+        sa->salen = sizeof(struct sockaddr_in6);
+        sa->ipaddr_len = sizeof(struct in6_addr);
+        sa->addr_str_len = INET6_ADDRSTRLEN;
+        sa->ipaddr_ptr = &sa->sa.sin6.sin6_addr;
+        return sa;
     }
+#endif
+    if (!ip || inet_pton(AF_INET, ip, &sa->sa.sin.sin_addr) != 1) {
+        sa->sa.sin.sin_addr.s_addr = htonl(INADDR_ANY);
+    }
+    sa->family = sa->sa.sin.sin_family = AF_INET;
+    sa->sa.sin.sin_port = htons(num);
+    sa->salen = sizeof(struct sockaddr_in);
+    sa->ipaddr_len = sizeof(struct in_addr);
+    sa->addr_str_len = INET_ADDRSTRLEN;
+    sa->ipaddr_ptr = &sa->sa.sin.sin_addr;
     return sa;
 }
 
@@ -707,6 +734,7 @@ static void conn_unlink(dconn_t *dc)
 /* Closes dc; ds.lock held. */
 static void conn_drop(dconn_t *dc)
 {
+    tether_daemon_set_conns(ds.g, ds.slot, --ds.nconns);
     conn_unlink(dc);
     epoll_ctl(ds.cepfd, EPOLL_CTL_DEL, dc->c->fd, NULL);
     tether_conn_close(dc->c);
@@ -796,18 +824,29 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
  * The main thread: accept, poll, enforce limits
  */
 
-static void accept_all(void)
+/*
+ * Accepts the waiting connections.  Apache keeps its connections open, so
+ * whoever accepts one serves its requests for a long time: a process that
+ * holds more connections than a serving sibling leaves new ones to it
+ * (every process of the group is woken for each), unless `force`.
+ * Returns 1 when it left some.
+ */
+static int accept_all(int force)
 {
     for (;;) {
         struct epoll_event ev;
         struct ucred cred;
         socklen_t len = sizeof(cred);
         dconn_t *dc;
-        int fd = accept4(ds.listen_fd, NULL, NULL,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd, fewest = tether_daemon_fewest_conns(ds.g, ds.slot);
 
+        if (!force && fewest >= 0 && ds.nconns > fewest) {
+            return 1;
+        }
+        force = 0;
+        fd = accept4(ds.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            return;         /* EAGAIN, or another process took it */
+            return 0;       /* EAGAIN, or another process took it */
         }
         /* Only Apache's children may talk to us. */
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0
@@ -848,6 +887,7 @@ static void accept_all(void)
             ds.conns->prev = dc;
         }
         ds.conns = dc;
+        tether_daemon_set_conns(ds.g, ds.slot, ++ds.nconns);
         dc->state = DC_IDLE;
         ev.events = EPOLLIN | EPOLLONESHOT | EPOLLRDHUP;
         ev.data.ptr = dc;
@@ -1124,7 +1164,8 @@ void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
     apr_thread_mutex_create(&ds.lock, APR_THREAD_MUTEX_DEFAULT, ds.pool);
     ds.epfd = epoll_create1(EPOLL_CLOEXEC);
     ds.cepfd = epoll_create1(EPOLL_CLOEXEC);
-    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    /* Not EPOLLEXCLUSIVE: each process weighs each new connection. */
+    ev.events = EPOLLIN;
     ev.data.ptr = &ds.listen_fd;
     epoll_ctl(ds.epfd, EPOLL_CTL_ADD, listen_fd, &ev);
     ev.events = EPOLLIN;
@@ -1160,15 +1201,19 @@ void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
                  g->socket_path ? g->socket_path : "?");
 
     for (;;) {
-        int n = epoll_wait(ds.epfd, events, 64, ds.stopping ? 50 : 1000);
+        int n = epoll_wait(ds.epfd, events, 64, ds.accept_paused ? 2
+                                                 : ds.stopping ? 50 : 1000);
         apr_time_t now = apr_time_now();
 
         for (i = 0; i < n; i++) {
             void *ptr = events[i].data.ptr;
 
             if (ptr == &ds.listen_fd) {
-                if (!ds.stopping) {
-                    accept_all();
+                if (!ds.stopping && accept_all(0)) {
+                    /* A sibling has fewer: give it 2 ms to take them. */
+                    epoll_ctl(ds.epfd, EPOLL_CTL_DEL, listen_fd, NULL);
+                    ds.accept_paused = 1;
+                    ds.accept_resume = now + apr_time_from_msec(2);
                 }
             }
             else if (ptr == &ds.sigfd) {
@@ -1189,6 +1234,14 @@ void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
             }
         }
 
+        if (ds.accept_paused && now >= ds.accept_resume && !ds.stopping) {
+            /* What the siblings left (busy, or gone) is ours. */
+            ds.accept_paused = 0;
+            accept_all(1);
+            ev.events = EPOLLIN;
+            ev.data.ptr = &ds.listen_fd;
+            epoll_ctl(ds.epfd, EPOLL_CTL_ADD, listen_fd, &ev);
+        }
         check_request_timeouts(now);
         apr_thread_mutex_lock(ds.lock);
         if (!ds.stopping) {

@@ -118,6 +118,10 @@ void tether_daemon_register_hooks(apr_pool_t *p);
 void tether_daemon_mark_ready(tether_daemon_group_t *g, int slot);
 /* In a daemon: it is about to exit on purpose (recycle, stop, failure). */
 void tether_daemon_mark_exiting(tether_daemon_group_t *g, int slot);
+/* In a daemon: publishes how many connections from Apache it holds. */
+void tether_daemon_set_conns(tether_daemon_group_t *g, int slot, int conns);
+/* The fewest connections a serving sibling of `slot` holds; -1: none. */
+int tether_daemon_fewest_conns(tether_daemon_group_t *g, int slot);
 /*
  * In an Apache child: how daemon `pid` of this generation died, once the
  * parent has noticed.  Returns 1 with *status (a signal number when

@@ -413,6 +413,28 @@ class TestUnderLoad:
         after = set(_group_pids(server, "recycled"))
         assert after - before, "no daemon process was replaced"
 
+    def test_daemon_requests_spread_over_processes(self, server):
+        """Apache's connections are persistent: each daemon process takes
+        its share of them, so both processes serve about half the load."""
+        harness.wait_for(lambda: len(_group_pids(server, "steady")) == 2,
+                         what="group steady")
+        end = time.monotonic() + 3
+
+        def run():
+            out = []
+            while time.monotonic() < end:
+                resp = server.get("/st/pid")
+                assert resp.status == 200
+                out.append(int(resp.body))
+            return out
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(run) for _ in range(8)]
+            served = [p for f in futures for p in f.result()]
+        counts = {pid: served.count(pid) for pid in set(served)}
+        assert sorted(counts) == _group_pids(server, "steady"), counts
+        assert min(counts.values()) >= 0.2 * len(served), counts
+
     def test_daemon_kill_9_under_load_only_in_flight_fail(self, server):
         harness.wait_for(lambda: server.get("/st/pid").status == 200,
                          what="group steady")
