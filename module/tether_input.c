@@ -14,20 +14,25 @@
 
 /*
  * Reads up to `want` body bytes into dst; runs without the GIL.  *got is 0
- * only at the end of the body (ad->in_eof set).
+ * only at the end of the body (ad->in_eof set).  With `fill`, goes on
+ * until `want` bytes or the end (read(size) waits for them anyway, and
+ * Apache hands over at most 8000 bytes per call: one GIL release for all
+ * of them); else returns what the first call gave.  An error after some
+ * data returns the data; the error is for the next call.
  */
 static apr_status_t input_fetch_nogil(adapter_t *ad, char *dst,
-                                      apr_size_t want, apr_size_t *got)
+                                      apr_size_t want, int fill,
+                                      apr_size_t *got)
 {
     request_rec *r = ad->r;
     apr_bucket_brigade *bb = ad->in_bb;
     apr_status_t rv;
 
     *got = 0;
-    while (*got == 0 && !ad->in_eof) {
+    while ((*got == 0 || (fill && *got < want)) && !ad->in_eof) {
         if (APR_BRIGADE_EMPTY(bb)) {
             rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
-                                APR_BLOCK_READ, (apr_off_t)want);
+                                APR_BLOCK_READ, (apr_off_t)(want - *got));
             if (rv != APR_SUCCESS) {
                 apr_brigade_cleanup(bb);
                 return rv;
@@ -103,8 +108,10 @@ static Py_ssize_t input_raise(adapter_t *ad)
     return -1;
 }
 
-/* Reads from Apache with the GIL released: >0 bytes, 0 at EOF, -1 error. */
-static Py_ssize_t input_fetch(adapter_t *ad, char *dst, apr_size_t want)
+/* Reads from Apache with the GIL released: >0 bytes, 0 at EOF, -1 error
+ * (`fill` as for input_fetch_nogil). */
+static Py_ssize_t input_fetch(adapter_t *ad, char *dst, apr_size_t want,
+                              int fill)
 {
     apr_status_t rv;
     apr_size_t got = 0;
@@ -117,17 +124,17 @@ static Py_ssize_t input_fetch(adapter_t *ad, char *dst, apr_size_t want)
     }
     ad->busy = 1;
     Py_BEGIN_ALLOW_THREADS
-    rv = input_fetch_nogil(ad, dst, want, &got);
+    rv = input_fetch_nogil(ad, dst, want, fill, &got);
     Py_END_ALLOW_THREADS
     ad->busy = 0;
 
-    if (rv == APR_SUCCESS) {
-        if (ad->in_remaining > 0) {
-            ad->in_remaining -= (apr_off_t)got;
-            if (ad->in_remaining < 0) {
-                ad->in_remaining = 0;
-            }
+    if (got > 0 && ad->in_remaining > 0) {
+        ad->in_remaining -= (apr_off_t)got;
+        if (ad->in_remaining < 0) {
+            ad->in_remaining = 0;
         }
+    }
+    if (rv == APR_SUCCESS) {
         return (Py_ssize_t)got;
     }
     ad->in_error = rv;
@@ -138,7 +145,7 @@ static Py_ssize_t input_fetch(adapter_t *ad, char *dst, apr_size_t want)
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, ad->r, TETHER_LOGNO(0404)
                   "reading the request body for %s failed", ad->what);
-    return input_raise(ad);
+    return got > 0 ? (Py_ssize_t)got : input_raise(ad);
 }
 
 /* Takes up to `want` bytes from the look-ahead or from Apache. */
@@ -148,9 +155,9 @@ static Py_ssize_t input_take(adapter_t *ad, char *dst, apr_size_t want)
 
     if (ad->in_pos == ad->in_len) {
         if (want >= INPUT_BUFSIZE) {
-            return input_fetch(ad, dst, want);
+            return input_fetch(ad, dst, want, 1);
         }
-        n = input_fetch(ad, ad->in_buf, INPUT_BUFSIZE);
+        n = input_fetch(ad, ad->in_buf, INPUT_BUFSIZE, 0);
         if (n <= 0) {
             return n;
         }
@@ -265,7 +272,7 @@ static PyObject *input_readline_size(adapter_t *ad, Py_ssize_t limit)
         apr_size_t avail, take;
 
         if (ad->in_pos == ad->in_len) {
-            n = input_fetch(ad, ad->in_buf, INPUT_BUFSIZE);
+            n = input_fetch(ad, ad->in_buf, INPUT_BUFSIZE, 0);
             if (n < 0) {
                 Py_XDECREF(res);
                 return NULL;
