@@ -1257,6 +1257,13 @@ static void switch_identity(server_rec *s, group_rt_t *gr)
     if (setuid(gr->uid) < 0) {
         identity_failed(s, gr, "setuid()");
     }
+    /* setuid() as root sets the real, effective and saved ids at once;
+     * check that it did, and the group ids too. */
+    if (getuid() != gr->uid || geteuid() != gr->uid
+        || getgid() != gr->gid || getegid() != gr->gid) {
+        errno = 0;
+        identity_failed(s, gr, "the check of the ids after the switch");
+    }
 }
 
 /* home=, else the home directory of user=; LANG, LC_ALL, HOME. */
@@ -1360,6 +1367,17 @@ static void daemon_child(slot_t *sl, int delay)
                      TETHER_LOGNO(0558) "Daemon process of group '%s' (pid %"
                      APR_PID_T_FMT ") would run as root; it exits", g->name,
                      getpid());
+        setup_failed();
+    }
+    /* Whatever the path here, root must be out of reach for good:
+     * setuid(0) succeeds for a process whose saved uid is still 0, or
+     * that kept CAP_SETUID (file or ambient capabilities). */
+    if (setuid(0) == 0 || seteuid(0) == 0) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     TETHER_LOGNO(0567) "Daemon process of group '%s' (pid %"
+                     APR_PID_T_FMT ") could become root again (setuid(0) "
+                     "succeeded after the switch to uid %ld); it exits",
+                     g->name, getpid(), (long)gr->uid);
         setup_failed();
     }
     watch_parent(parent);

@@ -254,6 +254,60 @@ static int process_allowed(tether_dir_conf_t *dconf, const char *group)
     return 0;
 }
 
+/*
+ * script-user=/script-group= of the daemon group: the WSGI script must be
+ * owned by that user (group), or the request is refused (403) before any
+ * connection to the daemons.  Checked in the Apache child, on the
+ * r->finfo the directory walk already has.
+ */
+static int script_owner_allowed(request_rec *r, tether_daemon_group_t *dg)
+{
+    apr_finfo_t fi = r->finfo;
+    const char *name;
+
+    if (!dg->script_user && !dg->script_group) {
+        return 1;
+    }
+    if ((fi.valid & APR_FINFO_OWNER) != APR_FINFO_OWNER
+        && apr_stat(&fi, r->filename, APR_FINFO_OWNER, r->pool)
+           != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      TETHER_LOGNO(0150) "Cannot tell who owns WSGI script "
+                      "%s; daemon group '%s' only runs scripts owned by %s "
+                      "'%s'", r->filename, dg->name,
+                      dg->script_user ? "user" : "group",
+                      dg->script_user ? dg->script_user : dg->script_group);
+        return 0;
+    }
+    if (dg->script_user && fi.user != dg->script_uid) {
+        if (apr_uid_name_get((char **)&name, fi.user, r->pool)
+            != APR_SUCCESS) {
+            name = "?";
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      TETHER_LOGNO(0150) "WSGI script %s is owned by user "
+                      "'%s' (uid %ld); daemon group '%s' only runs scripts "
+                      "owned by user '%s' (uid %ld, script-user=)",
+                      r->filename, name, (long)fi.user, dg->name,
+                      dg->script_user, (long)dg->script_uid);
+        return 0;
+    }
+    if (dg->script_group && fi.group != dg->script_gid) {
+        if (apr_gid_name_get((char **)&name, fi.group, r->pool)
+            != APR_SUCCESS) {
+            name = "?";
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      TETHER_LOGNO(0150) "WSGI script %s is owned by group "
+                      "'%s' (gid %ld); daemon group '%s' only runs scripts "
+                      "owned by group '%s' (gid %ld, script-group=)",
+                      r->filename, name, (long)fi.group, dg->name,
+                      dg->script_group, (long)dg->script_gid);
+        return 0;
+    }
+    return 1;
+}
+
 /* Daemon mode: the request goes to the daemon processes of its group. */
 static int run_in_daemon(request_rec *r, tether_request_t *req,
                          tether_dir_conf_t *dconf)
@@ -273,6 +327,9 @@ static int run_in_daemon(request_rec *r, tether_request_t *req,
                       TETHER_LOGNO(0108) "Daemon group '%s' is not allowed "
                       "here by WSGIRestrictProcess: %s", req->process_group,
                       r->filename);
+        return HTTP_FORBIDDEN;
+    }
+    if (!script_owner_allowed(r, dg)) {
         return HTTP_FORBIDDEN;
     }
     status = ap_setup_client_block(r, dconf->chunked_request == 1
