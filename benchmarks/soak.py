@@ -18,11 +18,11 @@ client process of its own, and checks every status.
 Every second it samples the RSS of each server's processes (Apache's parent
 and children, daemons included).  The process set is fixed (no process is
 started or recycled under load), so the growth is the RSS summed over a
-server's processes at the end against the same sum once the warm-up (the
-first 10% of that server's requests) is over.  Apache runs with
-MALLOC_ARENA_MAX=1 (see --malloc-arena-max and SOAK.md): with glibc's
-per-thread arenas the RSS climbs for as long as new worker threads get their
-first request, which hides or mimics a leak.  The soak fails (exit 1) when
+server's processes at the end against the same sum once the warm-up (a
+burst over 64 connections, so that every worker thread serves, then the
+first 10% of that server's requests) is over.  Apache runs with glibc's
+default malloc settings (see --malloc-arena-max and SOAK.md).  The soak
+fails (exit 1) when
 a growth reaches --max-growth (5%), a request got a wrong answer, a process
 was replaced, or a process crashed.  Results: see SOAK.md.
 """
@@ -401,6 +401,28 @@ def run(args):
             args=(s.port, args.requests, args.threads, args.mix,
                   args.per_connection, progress[m], queues[m]), daemon=True)
             for m, s in servers.items()}
+        if args.warmup_burst:
+            # Every worker thread serves at once, so that each gets what it
+            # keeps for good (its malloc arena, Python thread state) before
+            # the baseline.
+            say("warm-up burst: %d requests over %d connections per mode"
+                % (args.warmup_burst, args.burst_connections))
+            burst_queues = {m: multiprocessing.Queue() for m in servers}
+            bursts = [multiprocessing.Process(
+                target=client_process,
+                args=(s.port, args.warmup_burst, args.burst_connections,
+                      args.mix, 0, multiprocessing.Value("q", 0),
+                      burst_queues[m]), daemon=True)
+                for m, s in servers.items()]
+            for b in bursts:
+                b.start()
+            for b in bursts:
+                b.join(args.max_seconds)
+            for m in servers:
+                burst_errors = burst_queues[m].get(timeout=30)
+                if burst_queues[m].get(timeout=30):
+                    raise SoakError("%s: wrong answers in the warm-up burst: "
+                                    "%s" % (m, burst_errors[:5]))
         # samples[mode] = [(requests done, {pid: rss kB})], one a second.
         samples = {m: [] for m in servers}
         started = time.monotonic()
@@ -556,6 +578,15 @@ def main(argv=None):
                         metavar="PATH",
                         help="send only the requests of these paths of the "
                              "mix (e.g. /app/small /broken; default: all)")
+    parser.add_argument("--warmup-burst", type=int, default=20000,
+                        help="requests sent before the soak over "
+                             "--burst-connections connections at once, so "
+                             "that every worker thread has served "
+                             "(default: %(default)s; 0: none)")
+    parser.add_argument("--burst-connections", type=int, default=64,
+                        help="connections of the warm-up burst, more than "
+                             "the threads of a server (default: "
+                             "%(default)s)")
     parser.add_argument("--warmup", type=float, default=0.10,
                         help="share of the requests before the baseline "
                              "sample (default: %(default)s)")
@@ -568,13 +599,13 @@ def main(argv=None):
     parser.add_argument("--modes", nargs="+", choices=MODES,
                         default=list(MODES),
                         help="which modes to soak (default: both)")
-    parser.add_argument("--malloc-arena-max", type=int, default=1,
-                        help="MALLOC_ARENA_MAX for Apache: glibc gives each "
-                             "new thread an arena of its own (up to 8 per "
-                             "core), so RSS climbs until every worker "
-                             "thread has served a request, long after the "
-                             "warm-up; one arena makes a leak the only "
-                             "cause of growth; 0 keeps glibc's default "
+    parser.add_argument("--malloc-arena-max", type=int, default=0,
+                        help="MALLOC_ARENA_MAX for Apache: 0 keeps glibc's "
+                             "default, where each thread gets an arena of "
+                             "its own (up to 8 per core) the first time it "
+                             "allocates, which the warm-up burst has every "
+                             "thread do before the baseline; 1 leaves a "
+                             "leak the only possible cause of growth "
                              "(default: %(default)s)")
     parser.add_argument("--httpd", default=None,
                         help="the Apache binary (default: apache2 or httpd "

@@ -47,6 +47,7 @@ static void tether_client_child_init(apr_pool_t *p, server_rec *s)
     tether_global_conf_t *g = tether_config_global();
     int i;
 
+    tether_malloc_tune();
     npools = g->daemons->nelts;
     pools = apr_pcalloc(p, sizeof(*pools) * (npools ? npools : 1));
     for (i = 0; i < npools; i++) {

@@ -1135,6 +1135,7 @@ void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
     sigset_t sigs;
     int i;
 
+    tether_malloc_tune();
     memset(&ds, 0, sizeof(ds));
     ds.s = s;
     ds.g = g;

@@ -109,6 +109,11 @@ static inline void tether_error_restore(tether_saved_error_t *saved)
 #endif
 }
 
+/* ---- tether_malloc.c ------------------------------------------------- */
+/* In an Apache child or a daemon: pins glibc's mmap threshold, unless the
+ * administrator set malloc's parameters. */
+void tether_malloc_tune(void);
+
 /* ---- tether_config.c ------------------------------------------------- */
 void tether_config_register_hooks(apr_pool_t *p);
 
