@@ -6,14 +6,18 @@
  */
 #define TETHER_MODULE_FILE
 #include "tether_private.h"
+#include "tether_metrics.h"
 
 static void tether_register_hooks(apr_pool_t *p)
 {
     tether_config_register_hooks(p);
     tether_interp_register_hooks(p);
     tether_handler_register_hooks(p);
+    tether_dispatch_register_hooks(p);
+    tether_auth_register_hooks(p);
     tether_client_register_hooks(p);
     tether_daemon_register_hooks(p);
+    tether_metrics_register_hooks(p);
 }
 
 __attribute__((visibility("default")))

@@ -6,6 +6,7 @@
  * is passed on, with the GIL released, as the application yields it.
  */
 #include "tether_adapter.h"
+#include "tether_metrics.h"
 
 #include "ap_mpm.h"
 #include "util_script.h"
@@ -28,12 +29,6 @@ APR_DECLARE_OPTIONAL_FN(int, ssl_is_https, (conn_rec *));
 /* Output this small may go down the filters with the GIL held, where the
  * filters cannot block (req->small_pass_keeps_gil). */
 #define SMALL_PASS (8 * 1024)
-
-/*
- * What environ['mod_wsgi.version'] reports: the mod_wsgi release whose
- * behaviour Tether reproduces, for applications that test it.
- */
-#define TETHER_MODWSGI_VERSION "6.1.1"
 
 #define OUT_OK 0
 #define OUT_STOP 1      /* stop sending: client gone or body complete */
@@ -362,6 +357,8 @@ static PyObject *start_response_call(PyObject *self, PyObject *args,
         return NULL;
     }
     ad->started = 1;
+    tether_api_response_started(status, headers,
+                                exc_info != Py_None ? exc_info : NULL);
     return Py_NewRef(ad->write);
 }
 
@@ -679,7 +676,7 @@ static int output_file(adapter_t *ad, filewrapper_t *fw)
     }
     apr_pool_cleanup_register(r->pool, dupfd, close_fd,
                               apr_pool_cleanup_null);
-    if (dconf->enable_sendfile == ENABLE_SENDFILE_ON) {
+    if (tether_dispatch_sendfile(r)) {
         flags |= APR_FOPEN_SENDFILE_ENABLED;
     }
     apr_os_file_put(&file, dupfd, flags, r->pool);
@@ -1057,6 +1054,7 @@ apr_table_t *tether_environ_strings(request_rec *r,
                                     const tether_request_t *req)
 {
     conn_rec *c = r->connection;
+    const tether_script_t *hs;
     apr_table_t *t;
     const char *v;
     char *path_info;
@@ -1122,7 +1120,8 @@ apr_table_t *tether_environ_strings(request_rec *r,
                    req->script_file ? req->script_file : "");
     apr_table_setn(t, "mod_wsgi.request_handler",
                    r->handler ? r->handler : TETHER_HANDLER);
-    apr_table_setn(t, "mod_wsgi.handler_script", "");
+    hs = tether_dispatch_handler_script(r);
+    apr_table_setn(t, "mod_wsgi.handler_script", hs ? hs->script : "");
     apr_table_setn(t, "mod_wsgi.listener_host",
                    c->local_addr->hostname ? c->local_addr->hostname : "");
     apr_table_setn(t, "mod_wsgi.listener_port",
@@ -1187,11 +1186,31 @@ static PyObject *environ_base(const tether_request_t *req)
  */
 static PyObject *environ_build(adapter_t *ad)
 {
-    PyObject *env = environ_base(ad->req);
+    PyObject *env = tether_adapter_environ(ad->req, ad->errors);
 
-    if (!env || env_copy_table(env, ad->req->environ) < 0
-        || PyDict_SetItemString(env, "wsgi.input", ad->input) < 0
-        || PyDict_SetItemString(env, "wsgi.errors", ad->errors) < 0) {
+    if (!env || PyDict_SetItemString(env, "wsgi.input", ad->input) < 0) {
+        Py_XDECREF(env);
+        return NULL;
+    }
+    /* WSGIPassApacheRequest On (embedded mode only): the request_rec for
+     * C extensions written against Apache's API, as mod_wsgi passes it. */
+    if (ad->req->pass_apache_request
+        && env_set_obj(env, "apache.request_rec",
+                       PyCapsule_New(ad->r, "apache.request_rec",
+                                     NULL)) < 0) {
+        Py_DECREF(env);
+        return NULL;
+    }
+    return env;
+}
+
+PyObject *tether_adapter_environ(const tether_request_t *req,
+                                 PyObject *errors)
+{
+    PyObject *env = environ_base(req);
+
+    if (!env || env_copy_table(env, req->environ) < 0
+        || PyDict_SetItemString(env, "wsgi.errors", errors) < 0) {
         Py_XDECREF(env);
         return NULL;
     }
@@ -1250,7 +1269,8 @@ int tether_adapter_run(request_rec *r, const tether_request_t *req,
                        PyObject *app)
 {
     PyObject *environ = NULL, *result = NULL;
-    int failed = 0, rc = OK;
+    int failed = 0, rc = OK, began = 0;
+    tether_api_request_t ar;
     adapter_t ad;
 
     if (adapter_open(&ad, r, req) < 0
@@ -1260,16 +1280,23 @@ int tether_adapter_run(request_rec *r, const tether_request_t *req,
         goto cleanup;
     }
 
+    /* request_started may hand back another application object. */
+    Py_INCREF(app);
+    tether_api_request_begin(&ar, r, req, environ, &app);
+    began = 1;
     result = PyObject_CallFunctionObjArgs(app, environ, ad.start, NULL);
     if (!result) {
+        tether_api_request_exception();
         log_error(&ad, "calling");
         failed = 1;
     }
     else if (output_result(&ad, result) < 0) {
+        tether_api_request_exception();
         log_error(&ad, "sending the response of");
         failed = 1;
     }
     if (result && result_close(result) < 0) {
+        tether_api_request_exception();
         log_error(&ad, "closing the response of");
         failed = failed || !ad.committed;
     }
@@ -1296,6 +1323,12 @@ int tether_adapter_run(request_rec *r, const tether_request_t *req,
 cleanup:
     adapter_close(&ad);
     Py_XDECREF(result);
+    if (began) {
+        /* The status the client got: 500 when Apache makes the page. */
+        tether_api_request_end(&ar, rc != OK ? rc
+                                    : ad.started ? ad.status : 0, ad.sent);
+        Py_DECREF(app);
+    }
     Py_XDECREF(environ);
     return rc;
 }

@@ -595,7 +595,8 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
             apr_pool_cleanup_register(r->pool, (void *)(apr_uintptr_t)fd,
                                       close_fd, apr_pool_cleanup_null);
             apr_os_file_put(&file, &fd, APR_FOPEN_READ
-                            | APR_FOPEN_SENDFILE_ENABLED, r->pool);
+                            | (tether_dispatch_sendfile(r)
+                               ? APR_FOPEN_SENDFILE_ENABLED : 0), r->pool);
             apr_brigade_insert_file(out, file, (apr_off_t)off,
                                     (apr_off_t)len, r->pool);
             if ((rv = relay(r, g, c, out, &batched)) != APR_SUCCESS) {

@@ -7,6 +7,7 @@
  * names the directive and the offending value.
  */
 #include "tether_private.h"
+#include "tether_metrics.h"
 
 #include "ap_mpm.h"
 #include "apr_file_info.h"
@@ -28,6 +29,7 @@ typedef struct {
     const char *name;
     server_rec *server;
     const char *directive;
+    const char *what;               /* e.g. "WSGIProcessGroup" */
 } group_ref_t;
 
 static apr_array_header_t *group_refs;
@@ -126,6 +128,9 @@ void *tether_config_create_dir(apr_pool_t *p, char *dir)
     conf->script_reloading = TETHER_UNSET;
     conf->chunked_request = TETHER_UNSET;
     conf->map_head_to_get = TETHER_UNSET;
+    conf->error_override = TETHER_UNSET;
+    conf->enable_sendfile = TETHER_UNSET;
+    conf->pass_apache_request = TETHER_UNSET;
     return conf;
 }
 
@@ -148,6 +153,20 @@ void *tether_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(restrict_process);
     MERGE_PTR(trusted_proxy_headers);
     MERGE_PTR(trusted_proxies);
+    MERGE_PTR(access_script);
+    MERGE_PTR(auth_user_script);
+    MERGE_PTR(auth_group_script);
+    MERGE_PTR(dispatch_script);
+    MERGE_INT(error_override);
+    MERGE_INT(enable_sendfile);
+    MERGE_INT(pass_apache_request);
+    if (base->handler_scripts && add->handler_scripts) {
+        conf->handler_scripts = apr_hash_overlay(p, add->handler_scripts,
+                                                 base->handler_scripts);
+    }
+    else {
+        MERGE_PTR(handler_scripts);
+    }
     return conf;
 }
 
@@ -354,7 +373,7 @@ static const char *parse_options(cmd_parms *cmd, const char *who,
                                  int allow_empty, apr_table_t *opts)
 {
     for (;;) {
-        const char *key, *value, *err;
+        const char *key, *value = NULL, *err;
         int i;
 
         if ((err = next_option(cmd, who, &args, &key, &value)) != NULL) {
@@ -533,6 +552,7 @@ static const char *set_process_group(cmd_parms *cmd, void *mconfig,
         ref->name = value;
         ref->server = cmd->server;
         ref->directive = where(cmd);
+        ref->what = "WSGIProcessGroup";
     }
     return NULL;
 }
@@ -1407,16 +1427,63 @@ static const char *set_trusted_proxies(cmd_parms *cmd, void *mconfig,
 }
 
 /*
- * Directives of mod_wsgi that Tether does not implement yet: refused with a
- * message that says so, rather than Apache's "Invalid command".
+ * Directives of mod_wsgi that Tether does not implement: refused with a
+ * message that says why (cmd->info), rather than Apache's "Invalid
+ * command".
  */
 static const char *set_not_supported(cmd_parms *cmd, void *mconfig,
                                      const char *args)
 {
     return apr_psprintf(cmd->pool,
                         "%s is a mod_wsgi directive that Tether does not "
-                        "support yet (%s); see \"Migrating from mod_wsgi\" "
-                        "in Tether's README", cmd->cmd->name, where(cmd));
+                        "support (%s): %s; see \"mod_wsgi's directives in "
+                        "Tether\" in docs/directives.md", cmd->cmd->name,
+                        where(cmd), (const char *)cmd->info);
+}
+
+/* ------------------------------------------------------------------------
+ * Helpers for the setters of other files
+ */
+
+const char *tether_config_where(cmd_parms *cmd)
+{
+    return where(cmd);
+}
+
+const char *tether_config_options(cmd_parms *cmd, const char *who,
+                                  const char *args,
+                                  const char *const *allowed,
+                                  apr_table_t *opts)
+{
+    return parse_options(cmd, who, args, allowed, 0, opts);
+}
+
+const char *tether_config_check_group(cmd_parms *cmd, const char *who,
+                                      const char *value, int process)
+{
+    return process ? check_process_group(cmd, who, value)
+                   : check_app_group(cmd, who, value);
+}
+
+const char *tether_config_onoff(cmd_parms *cmd, const char *who,
+                                const char *value, int *out)
+{
+    return parse_onoff(cmd, who, value, out);
+}
+
+void tether_config_group_ref(cmd_parms *cmd, const char *directive,
+                             const char *name)
+{
+    group_ref_t *ref;
+
+    if (!reading_config || !name || name[0] == '%') {
+        return;
+    }
+    ref = apr_array_push(group_refs);
+    ref->name = name;
+    ref->server = cmd->server;
+    ref->directive = where(cmd);
+    ref->what = directive;
 }
 
 /* Directives accepted for compatibility that need no action here. */
@@ -1433,9 +1500,9 @@ static const char *set_accepted(cmd_parms *cmd, void *mconfig,
     AP_INIT_TAKE1(name, set_global_flag, \
                   (void *)APR_OFFSETOF(tether_global_conf_t, field), \
                   RSRC_CONF, help)
-#define NOT_SUPPORTED(name) \
-    AP_INIT_RAW_ARGS(name, set_not_supported, NULL, OR_ALL | RSRC_CONF, \
-                     "not supported by Tether yet")
+#define NOT_SUPPORTED(name, why) \
+    AP_INIT_RAW_ARGS(name, set_not_supported, why, OR_ALL | RSRC_CONF, \
+                     "not supported by Tether: " why)
 
 const command_rec tether_config_commands[] = {
     AP_INIT_RAW_ARGS("WSGIScriptAlias", set_script_alias, NULL, RSRC_CONF,
@@ -1497,6 +1564,13 @@ const command_rec tether_config_commands[] = {
                   "directory and file name prefix of the daemon sockets"),
     GLOBAL_FLAG("WSGISocketRotation", socket_rotation,
                 "On|Off: new daemon socket names on each graceful restart"),
+    /* tether_metrics.c */
+    AP_INIT_TAKE1("TetherMetricsURL", tether_metrics_set_url, NULL,
+                  RSRC_CONF, "URL-path: serve Tether's Prometheus metrics "
+                  "there"),
+    AP_INIT_FLAG("WSGIServerMetrics", tether_metrics_set_server_metrics,
+                 NULL, RSRC_CONF, "On|Off: let embedded mode's "
+                 "server_metrics() report Tether's process table"),
     AP_INIT_RAW_ARGS("WSGIRestrictProcess", set_restrict_process, NULL,
                      RSRC_CONF | ACCESS_CONF,
                      "group ...: the daemon groups that may be selected"),
@@ -1507,22 +1581,78 @@ const command_rec tether_config_commands[] = {
     AP_INIT_ITERATE("WSGITrustedProxies", set_trusted_proxies, NULL,
                     RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
                     "address|network ...: the trusted front-end proxies"),
-    NOT_SUPPORTED("WSGIAcceptMutex"),
-    NOT_SUPPORTED("WSGIAccessScript"),
-    NOT_SUPPORTED("WSGIAuthUserScript"),
-    NOT_SUPPORTED("WSGIAuthGroupScript"),
-    NOT_SUPPORTED("WSGIHandlerScript"),
-    NOT_SUPPORTED("WSGIDispatchScript"),
-    NOT_SUPPORTED("WSGIErrorOverride"),
-    NOT_SUPPORTED("WSGIEnableSendfile"),
-    NOT_SUPPORTED("WSGIPassApacheRequest"),
-    NOT_SUPPORTED("WSGIPythonEggs"),
-    NOT_SUPPORTED("WSGIPythonWarnings"),
-    NOT_SUPPORTED("WSGICaseSensitivity"),
-    NOT_SUPPORTED("WSGIDestroyInterpreter"),
-    NOT_SUPPORTED("WSGIIgnoreActivity"),
-    NOT_SUPPORTED("WSGIServerMetrics"),
-    NOT_SUPPORTED("WSGINewGroup"),
+    /* tether_dispatch.c (scripts of tether_auth.c too) */
+    AP_INIT_RAW_ARGS("WSGIAccessScript", tether_dispatch_set_script,
+                     (void *)TETHER_SCRIPT_ACCESS, ACCESS_CONF | OR_AUTHCFG,
+                     "script [application-group=name]: allow_access()"),
+    AP_INIT_RAW_ARGS("WSGIAuthUserScript", tether_dispatch_set_script,
+                     (void *)TETHER_SCRIPT_AUTH_USER,
+                     ACCESS_CONF | OR_AUTHCFG,
+                     "script [application-group=name]: check_password() "
+                     "and get_realm_hash() of auth provider 'wsgi'"),
+    AP_INIT_RAW_ARGS("WSGIAuthGroupScript", tether_dispatch_set_script,
+                     (void *)TETHER_SCRIPT_AUTH_GROUP,
+                     ACCESS_CONF | OR_AUTHCFG,
+                     "script [application-group=name]: groups_for_user() "
+                     "for Require wsgi-group"),
+    AP_INIT_RAW_ARGS("WSGIDispatchScript", tether_dispatch_set_script,
+                     (void *)TETHER_SCRIPT_DISPATCH,
+                     RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
+                     "script [application-group=name]: process_group(), "
+                     "application_group(), callable_object() per request"),
+    AP_INIT_RAW_ARGS("WSGIHandlerScript", tether_dispatch_set_handler,
+                     NULL, RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
+                     "name script [process-group=name] "
+                     "[application-group=name] [pass-authorization=On|Off]"),
+    DIR_FLAG("WSGIErrorOverride", error_override,
+             RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
+             "On|Off: daemon mode error responses replaced by Apache's "
+             "ErrorDocument"),
+    DIR_FLAG("WSGIEnableSendfile", enable_sendfile,
+             RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
+             "On|Off: send wsgi.file_wrapper files with sendfile()"),
+    DIR_FLAG("WSGIPassApacheRequest", pass_apache_request,
+             RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
+             "On|Off: put the request_rec in environ as the PyCapsule "
+             "apache.request_rec (embedded mode)"),
+    NOT_SUPPORTED("WSGIAcceptMutex",
+                  "Tether's daemon processes need no accept mutex (their "
+                  "threads take turns on the socket); remove it"),
+    NOT_SUPPORTED("WSGIPythonEggs",
+                  "not yet; set PYTHON_EGG_CACHE in Apache's environment, "
+                  "or python-eggs= of WSGIDaemonProcess"),
+    NOT_SUPPORTED("WSGIPythonWarnings",
+                  "not yet; set warnings filters in the WSGI script "
+                  "(warnings.simplefilter)"),
+    NOT_SUPPORTED("WSGICaseSensitivity",
+                  "only matters on case-insensitive file systems (Windows, "
+                  "macOS), where Tether is not supported"),
+    NOT_SUPPORTED("WSGIDestroyInterpreter",
+                  "not yet; Tether never destroys interpreters at exit, it "
+                  "runs their atexit functions"),
+    NOT_SUPPORTED("WSGIIgnoreActivity",
+                  "not yet (it goes with inactivity-timeout)"),
+    NOT_SUPPORTED("WSGINewGroup",
+                  "an undocumented mod_wsgi directive"),
+    NOT_SUPPORTED("WSGIFreeThreading",
+                  "not yet; free-threaded Python builds are not supported"),
+    NOT_SUPPORTED("WSGIPerInterpreterGIL",
+                  "not yet; sub-interpreters share the process's GIL"),
+    NOT_SUPPORTED("WSGISwitchInterval",
+                  "not yet; call sys.setswitchinterval() in the WSGI "
+                  "script or a WSGIImportScript"),
+    NOT_SUPPORTED("<WSGIInterpreterOptions",
+                  "not yet; per-interpreter settings are process-wide in "
+                  "Tether"),
+    NOT_SUPPORTED("WSGITelemetryService",
+                  "mod_wsgi's telemetry datagram protocol is not "
+                  "implemented"),
+    NOT_SUPPORTED("WSGITelemetryOptions",
+                  "mod_wsgi's telemetry datagram protocol is not "
+                  "implemented"),
+    NOT_SUPPORTED("WSGISlowRequests",
+                  "it feeds mod_wsgi's telemetry service, which is not "
+                  "implemented"),
     { NULL }
 };
 
@@ -1663,8 +1793,8 @@ static int tether_check_config(apr_pool_t *pconf, apr_pool_t *plog,
 
         if ((err = group_problem(ptemp, ref->name, ref->server)) != NULL) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
-                         TETHER_LOGNO(0002) "%s: WSGIProcessGroup '%s' %s",
-                         ref->directive, ref->name, err);
+                         TETHER_LOGNO(0002) "%s: %s '%s' %s",
+                         ref->directive, ref->what, ref->name, err);
             failed = 1;
         }
     }

@@ -133,6 +133,20 @@ tether_daemon_group_t *tether_config_daemon(const char *name);
 int tether_config_daemon_visible(const tether_daemon_group_t *g,
                                  const server_rec *s);
 
+/*
+ * A script named by WSGIAccessScript, WSGIAuthUserScript,
+ * WSGIAuthGroupScript, WSGIDispatchScript or WSGIHandlerScript.
+ */
+typedef struct {
+    const char *name;               /* the handler name (WSGIHandlerScript) */
+    const char *script;             /* absolute path */
+    const char *process_group;      /* NULL: not given */
+    const char *application_group;  /* NULL: not given */
+    int pass_authorization;         /* TETHER_UNSET when not given */
+    int in_htaccess;                /* set in a .htaccess file */
+    const char *directive;          /* config file and line, for messages */
+} tether_script_t;
+
 /* Per directory (also server and virtual host defaults). */
 typedef struct {
     const char *process_group;
@@ -150,6 +164,15 @@ typedef struct {
     apr_array_header_t *trusted_proxies;    /* WSGITrustedProxies,
                                              * apr_ipsubnet_t *; NULL:
                                              * unset (every peer trusted) */
+    const tether_script_t *access_script;       /* WSGIAccessScript */
+    const tether_script_t *auth_user_script;    /* WSGIAuthUserScript */
+    const tether_script_t *auth_group_script;   /* WSGIAuthGroupScript */
+    const tether_script_t *dispatch_script;     /* WSGIDispatchScript */
+    apr_hash_t *handler_scripts;    /* WSGIHandlerScript: name ->
+                                     * tether_script_t *; NULL: none */
+    int error_override;             /* WSGIErrorOverride, TETHER_UNSET */
+    int enable_sendfile;            /* WSGIEnableSendfile, TETHER_UNSET */
+    int pass_apache_request;        /* WSGIPassApacheRequest, TETHER_UNSET */
 } tether_dir_conf_t;
 
 /* The process-wide settings (one instance, set at config time). */
@@ -164,5 +187,29 @@ void *tether_config_create_dir(apr_pool_t *p, char *dir);
 void *tether_config_merge_dir(apr_pool_t *p, void *base, void *add);
 
 extern const command_rec tether_config_commands[];
+
+/*
+ * Helpers for the setters of other files (tether_auth.c,
+ * tether_dispatch.c), the same ones this file's setters use.
+ */
+/* "file:line" of the directive being read. */
+const char *tether_config_where(cmd_parms *cmd);
+/* Parses "key=value" options (keys from `allowed`) into `opts`. */
+const char *tether_config_options(cmd_parms *cmd, const char *who,
+                                  const char *args,
+                                  const char *const *allowed,
+                                  apr_table_t *opts);
+/* Checks an application-group= (process == 0) or process-group= value. */
+const char *tether_config_check_group(cmd_parms *cmd, const char *who,
+                                      const char *value, int process);
+/* Parses On/Off into *out. */
+const char *tether_config_onoff(cmd_parms *cmd, const char *who,
+                                const char *value, int *out);
+/*
+ * Records that `directive` names daemon group `name` (a literal), checked
+ * once the whole configuration is read.
+ */
+void tether_config_group_ref(cmd_parms *cmd, const char *directive,
+                             const char *name);
 
 #endif /* TETHER_CONFIG_H */

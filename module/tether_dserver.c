@@ -13,6 +13,7 @@
  */
 #include "tether_private.h"
 #include "tether_conn.h"
+#include "tether_metrics.h"
 
 #include "apr_buckets.h"
 #include "apr_portable.h"
@@ -1118,6 +1119,7 @@ static void __attribute__((noreturn)) finish(void)
                  "served%s)", getpid(), ds.g->name,
                  ds.stop_reason ? ds.stop_reason : "stopped", ds.served,
                  busy ? ", in-flight requests cut off" : "");
+    tether_metrics_daemon_exit(ds.stop_reason);
     tether_daemon_mark_exiting(ds.g, ds.slot);
     if (!busy) {
         tether_interp_stop();
@@ -1194,6 +1196,7 @@ void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
         ds.gil_tick = apr_time_now();
         apr_thread_create(&thread, attr, gil_ticker, NULL, ds.pool);
     }
+    tether_metrics_daemon_start(g, slot);
     tether_daemon_mark_ready(g, slot);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                  TETHER_LOGNO(0600) "daemon process %d of group '%s' ready "
@@ -1257,6 +1260,7 @@ void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
                          "restarting the process", getpid(), g->name,
                          apr_time_sec(g->deadlock_timeout));
             /* Above 64: Apache gives some low exit codes a meaning. */
+            tether_metrics_daemon_exit("deadlock-timeout");
             tether_daemon_mark_exiting(ds.g, ds.slot);
             _exit(TETHER_EXIT_DEADLOCK);
         }

@@ -233,6 +233,39 @@ static void resolve_request(request_rec *r, const tether_match_t *m,
                            ? TETHER_HEAD_AUTO : dconf->map_head_to_get;
 }
 
+/* The group expansions, for the WSGIDispatchScript results. */
+const char *tether_handler_app_group(request_rec *r, const char *spec,
+                                     const char *script_name)
+{
+    return expand_app_group(r, spec, script_name);
+}
+
+const char *tether_handler_process_group(request_rec *r, const char *spec)
+{
+    return expand_process_group(r, spec);
+}
+
+/*
+ * WSGIHandlerScript: its script and handle_request() serve the request;
+ * its options, when given, come before the directory's settings.
+ */
+static void handler_script_apply(request_rec *r, const tether_script_t *hs,
+                                 tether_request_t *req)
+{
+    req->script_file = hs->script;
+    req->callable_object = "handle_request";
+    if (hs->process_group) {
+        req->process_group = expand_process_group(r, hs->process_group);
+    }
+    if (hs->application_group) {
+        req->application_group = expand_app_group(r, hs->application_group,
+                                                  req->script_name);
+    }
+    if (hs->pass_authorization != TETHER_UNSET) {
+        req->pass_authorization = hs->pass_authorization;
+    }
+}
+
 /* ------------------------------------------------------------------------
  * The handler
  */
@@ -260,21 +293,26 @@ static int process_allowed(tether_dir_conf_t *dconf, const char *group)
  * connection to the daemons.  Checked in the Apache child, on the
  * r->finfo the directory walk already has.
  */
-static int script_owner_allowed(request_rec *r, tether_daemon_group_t *dg)
+static int script_owner_allowed(request_rec *r, const tether_request_t *req,
+                                tether_daemon_group_t *dg)
 {
+    /* A WSGIHandlerScript's own file, else the one the walk found. */
+    const char *path = req->script_file;
     apr_finfo_t fi = r->finfo;
     const char *name;
 
     if (!dg->script_user && !dg->script_group) {
         return 1;
     }
+    if (strcmp(path, r->filename)) {
+        fi.valid = 0;
+    }
     if ((fi.valid & APR_FINFO_OWNER) != APR_FINFO_OWNER
-        && apr_stat(&fi, r->filename, APR_FINFO_OWNER, r->pool)
-           != APR_SUCCESS) {
+        && apr_stat(&fi, path, APR_FINFO_OWNER, r->pool) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       TETHER_LOGNO(0150) "Cannot tell who owns WSGI script "
                       "%s; daemon group '%s' only runs scripts owned by %s "
-                      "'%s'", r->filename, dg->name,
+                      "'%s'", path, dg->name,
                       dg->script_user ? "user" : "group",
                       dg->script_user ? dg->script_user : dg->script_group);
         return 0;
@@ -288,7 +326,7 @@ static int script_owner_allowed(request_rec *r, tether_daemon_group_t *dg)
                       TETHER_LOGNO(0150) "WSGI script %s is owned by user "
                       "'%s' (uid %ld); daemon group '%s' only runs scripts "
                       "owned by user '%s' (uid %ld, script-user=)",
-                      r->filename, name, (long)fi.user, dg->name,
+                      path, name, (long)fi.user, dg->name,
                       dg->script_user, (long)dg->script_uid);
         return 0;
     }
@@ -301,7 +339,7 @@ static int script_owner_allowed(request_rec *r, tether_daemon_group_t *dg)
                       TETHER_LOGNO(0150) "WSGI script %s is owned by group "
                       "'%s' (gid %ld); daemon group '%s' only runs scripts "
                       "owned by group '%s' (gid %ld, script-group=)",
-                      r->filename, name, (long)fi.group, dg->name,
+                      path, name, (long)fi.group, dg->name,
                       dg->script_group, (long)dg->script_gid);
         return 0;
     }
@@ -329,7 +367,7 @@ static int run_in_daemon(request_rec *r, tether_request_t *req,
                       r->filename);
         return HTTP_FORBIDDEN;
     }
-    if (!script_owner_allowed(r, dg)) {
+    if (!script_owner_allowed(r, req, dg)) {
         return HTTP_FORBIDDEN;
     }
     status = ap_setup_client_block(r, dconf->chunked_request == 1
@@ -364,23 +402,37 @@ static int tether_handler(request_rec *r)
     tether_dir_conf_t *dconf;
     tether_match_t *m;
     tether_request_t req;
+    const tether_script_t *hs;
     tether_interp_t *interp;
     PyObject *app = NULL;
     int status;
 
-    if (!r->handler || (strcmp(r->handler, TETHER_HANDLER)
-                        && strcmp(r->handler, TETHER_HANDLER_MIME))) {
+    hs = tether_dispatch_handler_script(r);
+    if (!hs && (!r->handler || (strcmp(r->handler, TETHER_HANDLER)
+                                && strcmp(r->handler, TETHER_HANDLER_MIME)))) {
         return DECLINED;
     }
     m = ap_get_module_config(r->request_config, &tether_module);
 
-    if (r->finfo.filetype == APR_NOFILE) {
+    if (hs) {
+        /* WSGIHandlerScript: the script is the handler's, r->filename is
+         * only the resource it is asked for (it need not exist).  One
+         * set in a .htaccess file needs ExecCGI, as SetHandler does. */
+        if (hs->in_htaccess && !(ap_allow_options(r) & OPT_EXECCGI)) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          TETHER_LOGNO(0104) "Options ExecCGI is off in "
+                          "this directory: WSGIHandlerScript %s %s",
+                          hs->name, hs->script);
+            return HTTP_FORBIDDEN;
+        }
+    }
+    else if (r->finfo.filetype == APR_NOFILE) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       TETHER_LOGNO(0102) "WSGI script not found or unable "
                       "to stat: %s", r->filename);
         return HTTP_NOT_FOUND;
     }
-    if (r->finfo.filetype == APR_DIR) {
+    else if (r->finfo.filetype == APR_DIR) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       TETHER_LOGNO(0103) "Attempt to invoke directory as "
                       "WSGI application: %s", r->filename);
@@ -388,7 +440,7 @@ static int tether_handler(request_rec *r)
     }
     /* SetHandler/AddHandler need ExecCGI, as with mod_wsgi; an alias
      * implies it. */
-    if (!m && !(ap_allow_options(r) & OPT_EXECCGI)) {
+    else if (!m && !(ap_allow_options(r) & OPT_EXECCGI)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       TETHER_LOGNO(0104) "Options ExecCGI is off in this "
                       "directory: %s", r->filename);
@@ -396,9 +448,18 @@ static int tether_handler(request_rec *r)
     }
 
     resolve_request(r, m, &req);
+    if (hs) {
+        handler_script_apply(r, hs, &req);
+    }
+    if ((status = tether_dispatch_run(r, &req, hs != NULL)) != OK) {
+        return status;
+    }
 
     dconf = tether_config_dir(r);
     if (*req.process_group) {
+        if (dconf->error_override == 1) {
+            tether_dispatch_error_override(r);
+        }
         return run_in_daemon(r, &req, dconf);
     }
     if (g->restrict_embedded) {
@@ -417,6 +478,7 @@ static int tether_handler(request_rec *r)
     }
 
     req.environ = tether_environ_strings(r, &req);
+    req.pass_apache_request = dconf->pass_apache_request == 1;
     embedded_capacity(&req);
 
     interp = tether_interp_acquire(req.application_group, r, r->server);

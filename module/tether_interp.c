@@ -6,6 +6,7 @@
  * WSGIRestrict* guards.
  */
 #include "tether_private.h"
+#include "tether_metrics.h"
 
 #include "ap_mpm.h"
 #include "apr_thread_proc.h"
@@ -182,6 +183,10 @@ static int setup_interpreter(tether_interp_t *interp)
     if (set_sys("argv", argv) < 0) {
         return -1;
     }
+    /* The in-process API: _tether, mod_wsgi (tether_api.c). */
+    if (tether_api_install(process_group, interp->name) < 0) {
+        return -1;
+    }
     if (g->restrict_signal) {
         PyObject *mod = PyImport_ImportModule("signal");
         PyObject *fn;
@@ -315,6 +320,7 @@ static apr_status_t stop_python(void *data)
         PyObject *mod, *res;
 
         PyEval_RestoreThread(thread_state(interp));
+        tether_api_process_stopping();
         mod = PyImport_ImportModule("atexit");
         res = mod ? PyObject_CallMethod(mod, "_run_exitfuncs", NULL) : NULL;
         if (!res) {

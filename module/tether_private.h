@@ -39,7 +39,7 @@ extern module AP_MODULE_DECLARE_DATA tether_module;
  * Every log message carries a tag of our own, "TETHERnnnn: ".  Ranges:
  * 0001-0099 config, 0100-0199 handler, 0200-0299 interpreters,
  * 0300-0399 logging, 0400-0499 WSGI adapter, 0500-0699 daemon mode,
- * 0700-0719 trusted proxies.
+ * 0700-0719 trusted proxies, 0800-0849 metrics and the in-process API.
  * module/LOGTAGS.md lists them.
  */
 #define TETHER_LOGNO(n) "TETHER" #n ": "
@@ -77,6 +77,7 @@ typedef struct {
     int multiprocess;               /* wsgi.multiprocess */
     int small_pass_keeps_gil;       /* output filters never block on
                                      * small brigades (daemon side) */
+    int pass_apache_request;        /* WSGIPassApacheRequest (embedded) */
 } tether_request_t;
 
 /*
@@ -254,5 +255,83 @@ int tether_adapter_run(request_rec *r, const tether_request_t *req,
 void tether_proxy_apply(request_rec *r, apr_table_t *env);
 /* The spelling of a proxy header Tether knows (any case), or NULL. */
 const char *tether_proxy_header_name(const char *name);
+
+/* ---- tether_dispatch.c ---------------------------------------------- */
+/* What a script directive is for: cmd->info of tether_dispatch_set_script. */
+#define TETHER_SCRIPT_ACCESS 1
+#define TETHER_SCRIPT_AUTH_USER 2
+#define TETHER_SCRIPT_AUTH_GROUP 3
+#define TETHER_SCRIPT_DISPATCH 4
+
+void tether_dispatch_register_hooks(apr_pool_t *p);
+/* WSGIAccessScript, WSGIAuthUserScript, WSGIAuthGroupScript and
+ * WSGIDispatchScript: "script [application-group=name]". */
+const char *tether_dispatch_set_script(cmd_parms *cmd, void *mconfig,
+                                       const char *args);
+/* WSGIHandlerScript name script [options]. */
+const char *tether_dispatch_set_handler(cmd_parms *cmd, void *mconfig,
+                                        const char *args);
+/* The WSGIHandlerScript r->handler names, or NULL. */
+const tether_script_t *tether_dispatch_handler_script(request_rec *r);
+/*
+ * Runs the WSGIDispatchScript of r, if any, in this Apache child and
+ * applies what its process_group(), application_group() and
+ * callable_object() return to req (callable_object() not when
+ * `fixed_callable`).  Returns OK or HTTP_INTERNAL_SERVER_ERROR (logged).
+ */
+int tether_dispatch_run(request_rec *r, tether_request_t *req,
+                        int fixed_callable);
+/* Whether a file may go out with sendfile(): WSGIEnableSendfile, or when
+ * unset Apache's EnableSendfile. */
+int tether_dispatch_sendfile(request_rec *r);
+/* WSGIErrorOverride On: a daemon's error response (status >= 400) is
+ * replaced by Apache's own (ErrorDocument).  Adds the filter that does it. */
+void tether_dispatch_error_override(request_rec *r);
+
+/*
+ * A hook script's function, ready to call: this thread holds the GIL of
+ * the script's interpreter; environ is a cut-down WSGI environ with
+ * wsgi.errors.  tether_script_close() gives everything back.
+ */
+typedef struct {
+    tether_interp_t *interp;
+    const tether_script_t *script;
+    PyObject *module;               /* the loaded script */
+    PyObject *environ;
+    PyObject *errors;
+    PyObject *func;                 /* NULL: the script has no such
+                                     * function */
+    const char *what;               /* "allow_access() of WSGIAccessScript
+                                     * '/x.wsgi'", for messages */
+} tether_script_call_t;
+
+/*
+ * Loads `s` into application group `group` ("" = main interpreter) of this
+ * Apache child and looks up `func`.  `req` gives the environ (NULL: one for
+ * the auth hooks).  Returns OK, or HTTP_INTERNAL_SERVER_ERROR after logging
+ * why (then nothing is held).
+ */
+int tether_script_open(request_rec *r, const tether_script_t *s,
+                       const char *group, const char *func,
+                       const tether_request_t *req,
+                       tether_script_call_t *call);
+void tether_script_close(tether_script_call_t *call);
+
+/* ---- tether_auth.c ---------------------------------------------------- */
+/* WSGIAccessScript, the "wsgi" authn and "wsgi-group" authz providers. */
+void tether_auth_register_hooks(apr_pool_t *p);
+
+/* ---- tether_handler.c (group expansion, shared) ----------------------- */
+const char *tether_handler_app_group(request_rec *r, const char *spec,
+                                     const char *script_name);
+const char *tether_handler_process_group(request_rec *r, const char *spec);
+
+/* ---- tether_adapter.c (hook scripts) ---------------------------------- */
+/*
+ * The environ of a hook script: the constant entries, req->environ and
+ * `errors` as wsgi.errors (no wsgi.input).  New reference.  GIL held.
+ */
+PyObject *tether_adapter_environ(const tether_request_t *req,
+                                 PyObject *errors);
 
 #endif /* TETHER_PRIVATE_H */

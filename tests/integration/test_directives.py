@@ -510,8 +510,8 @@ BAD_CONFIGS = [
      "WSGIImportScript: unknown option 'flavour'"),
     ("<VirtualHost *:80>\nWSGIPythonHome /usr\n</VirtualHost>",
      "cannot occur within <VirtualHost> section"),
-    (f"WSGIAccessScript {D}/groups.wsgi",
-     "WSGIAccessScript is a mod_wsgi directive that Tether does not support yet"),
+    ("WSGIAcceptMutex default",
+     "WSGIAcceptMutex is a mod_wsgi directive that Tether does not support"),
     # daemon mode: WSGIDaemonProcess and the directives that go with it
     ("WSGIDaemonProcess site processes=two",
      "WSGIDaemonProcess site: processes 'two' must be a whole number from 1 "

@@ -53,10 +53,11 @@ def server(httpd_env, server_variant):
         yield srv
 
 
-def start_one_child(httpd_env, wsgi_mode, name):
+def start_one_child(httpd_env, wsgi_mode, name, extra=""):
     """One Apache child of 8 threads; in daemon mode one daemon process of
     8 threads, so successive requests meet the same processes."""
-    return httpd_env.server(CONFIG, mpm="event", mpm_settings=ONE_CHILD,
+    return httpd_env.server(CONFIG + extra, mpm="event",
+                            mpm_settings=ONE_CHILD,
                             wsgi_mode=wsgi_mode, daemon_processes=1,
                             daemon_threads=8, name=name)
 
@@ -73,8 +74,11 @@ def one_child_server(httpd_env, request):
 
 @pytest.fixture(scope="module")
 def daemon_server(httpd_env):
-    """The one-child server in daemon mode, for the daemon-only tests."""
-    with start_one_child(httpd_env, "daemon", "streaming-daemon") as srv:
+    """The one-child server in daemon mode, for the daemon-only tests;
+    with sendfile, whose reads of the file /proc/<pid>/io counts (it does
+    not count mmap, Apache's way when EnableSendfile is Off)."""
+    with start_one_child(httpd_env, "daemon", "streaming-daemon",
+                         "EnableSendfile On\n") as srv:
         yield srv
 
 
