@@ -61,6 +61,12 @@ MODULES = {m.name: m for m in (
     Module("env_module", "mod_env.so", "mod_env.c"),
     Module("log_config_module", "mod_log_config.so", "mod_log_config.c"),
     Module("rewrite_module", "mod_rewrite.so", "mod_rewrite.c"),
+    Module("ssl_module", "mod_ssl.so", "mod_ssl.c"),
+    Module("socache_shmcb_module", "mod_socache_shmcb.so",
+           "mod_socache_shmcb.c"),
+    Module("headers_module", "mod_headers.so", "mod_headers.c"),
+    Module("http2_module", "mod_http2.so", "mod_http2.c"),
+    Module("status_module", "mod_status.so", "mod_status.c"),
 )}
 
 

@@ -30,18 +30,15 @@ PROG = "tether-express"
 
 # mod_wsgi-express options not implemented yet, by number of values.
 UNSUPPORTED = {
-    0: ("--http2", "--ssl-environment", "--https-only", "--allow-localhost",
+    0: ("--allow-localhost",
         "--enable-sendfile", "--directory-listing", "--error-override",
         "--compress-responses", "--server-metrics", "--enable-telemetry",
-        "--free-threading", "--server-status", "--startup-log",
+        "--free-threading", "--startup-log",
         "--rotate-logs", "--with-cgi", "--orphan-interpreter",
         "--enable-docs", "--debug-mode", "--enable-debugger",
         "--debugger-startup", "--enable-coverage", "--enable-profiler",
         "--enable-recorder", "--enable-gdb"),
-    1: ("--https-port", "--ssl-certificate-file",
-        "--ssl-certificate-key-file", "--ssl-certificate",
-        "--ssl-ca-certificate-file", "--ssl-verify-client",
-        "--ssl-certificate-chain-file", "--hsts-policy", "--server-name",
+    1: ("--server-name",
         "--server-alias", "--initial-workers", "--minimum-spare-workers",
         "--maximum-spare-workers", "--ignore-activity",
         "--interrupt-timeout", "--proxy-timeout", "--header-timeout",
@@ -55,8 +52,8 @@ UNSUPPORTED = {
         "--error-log-format", "--error-log-name", "--access-log-name",
         "--startup-log-name", "--max-log-size", "--rotatelogs-executable",
         "--python-eggs", "--python-warnings", "--shell-executable",
-        "--directory-index", "--allow-override", "--trust-proxy-header",
-        "--trust-proxy", "--coverage-directory", "--profiler-directory",
+        "--directory-index", "--allow-override",
+        "--coverage-directory", "--profiler-directory",
         "--recorder-directory", "--gdb-executable"),
     2: ("--add-handler", "--error-document", "--proxy-mount-point",
         "--proxy-virtual-host", "--service-script", "--service-user",
@@ -209,9 +206,13 @@ def _add_server_options(parser):
              "request's WSGI environ; repeatable (default: none)")
     app.add_argument(
         "--reload-on-changes", action="store_true",
-        help="reload the WSGI script when it changes (WSGIScriptReloading "
-             "On); daemon mode does so even without this option, unless "
-             "--disable-reloading (default: off)")
+        help="for development: reload the WSGI script when it changes "
+             "(WSGIScriptReloading On), and in daemon mode also restart the "
+             "daemon processes when any Python source file the application "
+             "imported from outside the standard library and site-packages "
+             "changes (checked every second); daemon mode reloads the "
+             "script even without this option, unless --disable-reloading "
+             "(default: off)")
     app.add_argument(
         "--disable-reloading", action="store_true",
         help="never reload the WSGI script, even with --reload-on-changes "
@@ -261,6 +262,80 @@ def _add_server_options(parser):
         "--server-backlog", type=_count, metavar="NUMBER", default=500,
         help="connections the kernel queues for Apache before it accepts "
              "them (ListenBacklog) (default: 500)")
+
+    tls = parser.add_argument_group(
+        "HTTPS and HTTP/2",
+        "With --https-port, Apache (mod_ssl) also listens for HTTPS there; "
+        "the application is served on both ports.")
+    tls.add_argument(
+        "--https-port", type=_count, metavar="NUMBER",
+        help="port to listen on for HTTPS, on --host's address; needs a "
+             "certificate and key (default: none, no HTTPS)")
+    tls.add_argument(
+        "--ssl-certificate-file", metavar="FILE-PATH",
+        help="the server's certificate, PEM (SSLCertificateFile) "
+             "(default: none)")
+    tls.add_argument(
+        "--ssl-certificate-key-file", metavar="FILE-PATH",
+        help="the private key of that certificate, PEM, unencrypted "
+             "(SSLCertificateKeyFile) (default: none)")
+    tls.add_argument(
+        "--ssl-certificate", metavar="FILE-PATH",
+        help="the common part of the certificate's and key's names: "
+             "FILE-PATH.crt and FILE-PATH.key, when the two options above "
+             "are not given (default: none)")
+    tls.add_argument(
+        "--ssl-certificate-chain-file", metavar="FILE-PATH",
+        help="the certificates of the authorities between the server's "
+             "certificate and a root, PEM (SSLCertificateChainFile) "
+             "(default: none)")
+    tls.add_argument(
+        "--ssl-ca-certificate-file", metavar="FILE-PATH",
+        help="the authorities whose client certificates are accepted, PEM "
+             "(SSLCACertificateFile); every HTTPS request must then present "
+             "one, unless --ssl-verify-client narrows that to sub-URLs "
+             "(default: none, no client certificates)")
+    tls.add_argument(
+        "--ssl-verify-client", metavar="URL-PATH", action="append",
+        help="ask for a client certificate only under this URL path; "
+             "repeatable; needs --ssl-ca-certificate-file (default: the "
+             "whole site, when a CA file is given)")
+    tls.add_argument(
+        "--ssl-environment", action="store_true",
+        help="pass mod_ssl's SSL_* variables into each HTTPS request's "
+             "WSGI environ (SSLOptions +StdEnvVars) (default: off)")
+    tls.add_argument(
+        "--https-only", action="store_true",
+        help="redirect every plain HTTP request to the same URL on "
+             "--https-port (301) (default: off)")
+    tls.add_argument(
+        "--hsts-policy", metavar="PARAMS",
+        help="with --https-only, the Strict-Transport-Security header sent "
+             "on HTTPS responses, e.g. 'max-age=31536000' (default: none)")
+    tls.add_argument(
+        "--http2", action="store_true",
+        help="offer HTTP/2 (mod_http2, Protocols h2 h2c http/1.1): h2 over "
+             "HTTPS, h2c over plain HTTP; a warning and HTTP/1.1 only when "
+             "this Apache has no mod_http2 (default: off)")
+
+    front = parser.add_argument_group(
+        "Front-end proxies and load balancers")
+    front.add_argument(
+        "--trust-proxy-header", metavar="HEADER-NAME", action="append",
+        help="a header set by a front-end proxy that the application may "
+             "believe (WSGITrustedProxyHeaders), e.g. X-Forwarded-For, "
+             "X-Forwarded-Proto; repeatable (default: none)")
+    front.add_argument(
+        "--trust-proxy", metavar="IP-ADDRESS/SUBNET", action="append",
+        help="a proxy those headers are believed from (WSGITrustedProxies); "
+             "repeatable (default: any peer, when --trust-proxy-header is "
+             "given)")
+    front.add_argument(
+        "--health-url", metavar="URL-PATH",
+        help="a URL path answering 200 'OK' from the application's own "
+             "process group (daemon processes, or Apache's children in "
+             "embedded mode) without calling the application, for load "
+             "balancers' health checks, e.g. /-/health (default: none)")
 
     proc = parser.add_argument_group("Processes")
     proc.add_argument(
@@ -342,6 +417,21 @@ def _add_server_options(parser):
     server.add_argument(
         "--access-log", action="store_true",
         help="log each request in common log format (default: off)")
+    server.add_argument(
+        "--log-format", choices=("text", "json"), default="text",
+        help="text: Apache's usual error and access log lines; json: one "
+             "JSON object a line in both (ErrorLogFormat, LogFormat) "
+             "(default: text)")
+    server.add_argument(
+        "--metrics-url", metavar="URL-PATH",
+        help="a URL path serving Tether's metrics of every daemon process "
+             "and Apache child in Prometheus's text format "
+             "(TetherMetricsURL), e.g. /metrics (default: none)")
+    server.add_argument(
+        "--server-status", action="store_true",
+        help="serve mod_status's page at /server-status, with Tether's "
+             "daemon process groups (threads busy and idle, requests "
+             "served) (default: off)")
     server.add_argument(
         "--include-file", metavar="FILE-PATH", action="append",
         help="an Apache configuration file to include at the end of "

@@ -7,6 +7,7 @@ and returns a ServerSetup holding every file's text.  write() puts it on
 disk.  Both are what the unit tests exercise.
 """
 
+import ipaddress
 import keyword
 import math
 import os
@@ -17,7 +18,7 @@ import sysconfig
 
 from . import __version__
 from .access import Need, python_needs
-from .apache import mpm_module
+from .apache import MODULES as APACHE_MODULES, mpm_module
 from .render import (Blocks, apache_escape, option_escape, render_template,
                      tidy)
 
@@ -400,6 +401,239 @@ def _daemon_group(args, setup, blocks, port, daemon, python_path,
         **{dest.upper(): value for dest, value in daemon.items()})
 
 
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+HEALTH_APP = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "health.py")
+
+
+class _Extras:
+    """What the HTTPS, HTTP/2, proxy, health and reload options add to
+    httpd.conf: text per placeholder, modules (name -> the option needing
+    it), summary lines and files Apache must read."""
+
+    def __init__(self):
+        self.text = {"HTTPS": "", "HTTPS_ONLY": "", "PROTOCOLS": "",
+                     "TRUSTED_PROXIES": "", "HEALTH_CHECK": "",
+                     "RELOAD_MONITOR": "", "OBSERVABILITY": "",
+                     "ERROR_LOG_FORMAT": ""}
+        self.modules = {}
+        self.summary = []
+        self.needs = []
+
+
+def _ssl_files(args):
+    """(certificate, key) from --ssl-certificate-file/-key-file or the
+    --ssl-certificate NAME of NAME.crt and NAME.key; each must exist."""
+    certificate = args.ssl_certificate_file
+    key = args.ssl_certificate_key_file
+    if args.ssl_certificate:
+        certificate = certificate or args.ssl_certificate + ".crt"
+        key = key or args.ssl_certificate + ".key"
+    if not certificate or not key:
+        raise SetupError("--https-port needs a certificate and its key: "
+                         "--ssl-certificate-file and "
+                         "--ssl-certificate-key-file, or --ssl-certificate")
+    paths = []
+    for option, path in (("--ssl-certificate-file", certificate),
+                         ("--ssl-certificate-key-file", key)):
+        path = os.path.abspath(path)
+        if not os.path.isfile(path):
+            raise SetupError("%s %s does not exist" % (option, path))
+        paths.append(path)
+    return tuple(paths)
+
+
+def _https(args, extras, blocks, setup, port, host_name, rewrite):
+    """--https-port and the SSL options: the https block (a VirtualHost on
+    its own Listen) and --https-only's redirect."""
+    ssl_options = [option for option, value in (
+        ("--ssl-certificate-file", args.ssl_certificate_file),
+        ("--ssl-certificate-key-file", args.ssl_certificate_key_file),
+        ("--ssl-certificate", args.ssl_certificate),
+        ("--ssl-certificate-chain-file", args.ssl_certificate_chain_file),
+        ("--ssl-ca-certificate-file", args.ssl_ca_certificate_file),
+        ("--ssl-verify-client", args.ssl_verify_client),
+        ("--ssl-environment", args.ssl_environment),
+        ("--https-only", args.https_only),
+        ("--hsts-policy", args.hsts_policy)) if value]
+    if args.https_port is None:
+        if ssl_options:
+            raise SetupError("%s needs --https-port" % ssl_options[0])
+        return
+    https_port = _positive("--https-port", args.https_port)
+    if https_port > 65535:
+        raise SetupError("--https-port %d is not a TCP port" % https_port)
+    if https_port == port:
+        raise SetupError("--https-port must differ from --port (%d)" % port)
+    certificate, key = _ssl_files(args)
+    options = []
+    for path, option, block in (
+            (args.ssl_certificate_chain_file, "--ssl-certificate-chain-file",
+             "ssl_chain"),
+            (args.ssl_ca_certificate_file, "--ssl-ca-certificate-file",
+             "ssl_ca")):
+        if path:
+            path = os.path.abspath(path)
+            if not os.path.isfile(path):
+                raise SetupError("%s %s does not exist" % (option, path))
+            options.append(blocks.render(block, PATH=apache_escape(path)))
+    if args.ssl_verify_client:
+        if not args.ssl_ca_certificate_file:
+            raise SetupError("--ssl-verify-client needs "
+                             "--ssl-ca-certificate-file")
+        for url in args.ssl_verify_client:
+            if not url.startswith("/"):
+                raise SetupError("--ssl-verify-client %s must start with /"
+                                 % url)
+            options.append(blocks.render("ssl_verify_location",
+                                         URL=apache_escape(url)))
+    elif args.ssl_ca_certificate_file:
+        options.append(blocks.render("ssl_verify_site"))
+    if args.ssl_environment:
+        options.append(blocks.render("ssl_environment"))
+    if args.hsts_policy:
+        if args.https_only:
+            options.append(blocks.render(
+                "hsts", POLICY=apache_escape(args.hsts_policy)))
+            extras.modules["headers_module"] = "--hsts-policy"
+        else:
+            setup.warnings.append("--hsts-policy only applies with "
+                                  "--https-only: no header is sent")
+    if rewrite:
+        options.append(blocks.render("rewrite_inherit"))
+    extras.text["HTTPS"] = blocks.render(
+        "https", LISTEN=_listen(args.host, https_port),
+        HTTPS_PORT=https_port, SERVER_ROOT=apache_escape(setup.server_root),
+        SERVER_NAME="%s:%d" % (host_name, https_port),
+        CERTIFICATE=apache_escape(certificate), KEY=apache_escape(key),
+        OPTIONS="\n".join(options))
+    extras.modules["ssl_module"] = "--https-port"
+    extras.modules["socache_shmcb_module"] = "--https-port"
+    if args.https_only:
+        extras.text["HTTPS_ONLY"] = blocks.render(
+            "https_only", HTTPS_PORT=https_port, HOST=host_name)
+        extras.modules["rewrite_module"] = "--https-only"
+    extras.summary.append(("HTTPS URL", _url(args.host, https_port)
+                           .replace("http:", "https:", 1)
+                           + (" (plain HTTP redirected here)"
+                              if args.https_only else "")))
+    extras.summary.append(("Certificate", "%s, key %s" % (certificate, key)))
+
+
+def _front_end(args, extras, blocks):
+    """--trust-proxy-header, --trust-proxy and --http2."""
+    headers = args.trust_proxy_header or []
+    for header in headers:
+        if not _HEADER_NAME.match(header):
+            raise SetupError("--trust-proxy-header %r is not a header name"
+                             % header)
+    proxies = []
+    for proxy in args.trust_proxy or []:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise SetupError("--trust-proxy %r is not an IP address or "
+                             "network (such as 10.0.0.0/8)" % proxy)
+        proxies.append(proxy)
+    if proxies and not headers:
+        raise SetupError("--trust-proxy needs --trust-proxy-header: it says "
+                         "whom the headers are believed from")
+    text = []
+    if headers:
+        text.append(blocks.render("trusted_proxy_headers",
+                                  HEADERS=" ".join(headers)))
+        extras.summary.append((
+            "Trusted Proxies", "%s from %s" % (
+                ", ".join(headers), ", ".join(proxies) or "any peer")))
+    if proxies:
+        text.append(blocks.render("trusted_proxies",
+                                  PROXIES=" ".join(proxies)))
+    extras.text["TRUSTED_PROXIES"] = "\n\n".join(text)
+
+
+def _http2(args, extras, blocks, setup, apache, mpm):
+    if not args.http2:
+        return
+    module = APACHE_MODULES["http2_module"]
+    if not apache.has_module(module):
+        setup.warnings.append("--http2: this Apache has no mod_http2 (%s); "
+                              "serving HTTP/1.1 only" % module.filename)
+        return
+    if mpm == "prefork":
+        setup.warnings.append("--http2: mod_http2 does not serve HTTP/2 "
+                              "under the prefork MPM; clients get HTTP/1.1")
+    extras.modules["http2_module"] = "--http2"
+    extras.text["PROTOCOLS"] = blocks.render("http2")
+    extras.summary.append(("Protocols", "h2 (HTTPS), h2c (plain HTTP), "
+                           "http/1.1"))
+
+
+def _health(args, extras, blocks, setup):
+    url = args.health_url
+    if url is None:
+        return
+    if not url.startswith("/") or url == "/":
+        raise SetupError("--health-url %s must be a path below /, such as "
+                         "/-/health" % url)
+    url = url.rstrip("/")
+    options = ' application-group="%{GLOBAL}"'
+    if setup.process_group:
+        options = ' process-group="%s"%s' % (
+            option_escape(setup.process_group), options)
+    extras.text["HEALTH_CHECK"] = blocks.render(
+        "health_check", URL=apache_escape(url),
+        SCRIPT=apache_escape(HEALTH_APP), OPTIONS=options,
+        SCRIPT_DIR=apache_escape(os.path.dirname(HEALTH_APP)),
+        SCRIPT_FILE=apache_escape(os.path.basename(HEALTH_APP)))
+    extras.needs.append(Need(HEALTH_APP, "tether's health script",
+                             python=True))
+    extras.summary.append(("Health URL", url))
+
+
+def log_pipe(kind, path):
+    """The piped logger (ErrorLog/CustomLog "|...") that writes JSON lines
+    of `kind` ("error" or "access") to path ("-": Apache's stderr/stdout)."""
+    return "|%s -m tether.logpipe %s %s" % (
+        shlex.quote(sys.executable), kind, shlex.quote(path))
+
+
+def _observability(args, extras, blocks):
+    """--metrics-url, --server-status and --log-format json."""
+    text = []
+    url = getattr(args, "metrics_url", None)
+    if url is not None:
+        if not url.startswith("/") or url == "/" or '"' in url:
+            raise SetupError("--metrics-url %s must be a path below /, such "
+                             "as /metrics" % url)
+        url = url.rstrip("/")
+        text.append(blocks.render("metrics_url", URL=apache_escape(url)))
+        extras.summary.append(("Metrics URL", url))
+    if getattr(args, "server_status", False):
+        text.append(blocks.render("server_status"))
+        extras.modules["status_module"] = "--server-status"
+        extras.summary.append(("Server status", "/server-status"))
+    if getattr(args, "log_format", "text") == "json":
+        extras.text["ERROR_LOG_FORMAT"] = blocks.render("error_log_json")
+    extras.text["OBSERVABILITY"] = "\n".join(text)
+
+
+def _reload_monitor(args, extras, blocks, setup, script, command_line):
+    """--reload-on-changes in daemon mode: the monitor script, run in each
+    daemon process in the application's interpreter."""
+    path = os.path.join(setup.server_root, "reload-monitor.py")
+    setup.files[path] = (render_template(
+        "reload-monitor.py.in", VERSION=__version__,
+        COMMAND_LINE=command_line, INTERVAL="1.0",
+        SKIP=repr(script)), 0o644)
+    extras.text["RELOAD_MONITOR"] = blocks.render(
+        "reload_monitor", SCRIPT=apache_escape(path),
+        GROUP_OPTION=option_escape(setup.process_group),
+        APPLICATION_GROUP_OPTION=option_escape(args.application_group))
+    extras.needs.append(Need(path, "the --reload-on-changes monitor script"))
+    extras.summary.append(("Reloading", "daemon processes restart when "
+                           "the application's Python source changes"))
+
+
 def build(args, apache, account, module_path, account_note=None,
           command_line=None, working_directory_unreadable=False):
     """Compute the server root for parsed options `args`.
@@ -485,6 +719,11 @@ def build(args, apache, account, module_path, account_note=None,
     if args.access_log:
         access_log = "/dev/stdout" if to_terminal else os.path.join(
             log_dir, "access_log")
+    if getattr(args, "log_format", "text") == "json":
+        error_log = log_pipe("error", "-" if to_terminal else error_log)
+        if access_log:
+            access_log = log_pipe("access",
+                                  "-" if to_terminal else access_log)
     pid_file = os.path.abspath(args.pid_file or os.path.join(
         server_root, "httpd.pid"))
 
@@ -538,6 +777,16 @@ def build(args, apache, account, module_path, account_note=None,
     if args.document_root:
         wanted.append("rewrite_module")
         why["rewrite_module"] = "--document-root"
+    extras = _Extras()
+    _https(args, extras, blocks, setup, port, _host_name(args.host),
+           bool(args.document_root))
+    _front_end(args, extras, blocks)
+    _http2(args, extras, blocks, setup, apache, mpm)
+    _observability(args, extras, blocks)
+    for name, option in extras.modules.items():
+        if name not in wanted:
+            wanted.append(name)
+            why[name] = option
     loads = apache.load_lines(wanted, why)
     loads.append(("tether_module", module_path))
     load_modules = "\n".join(
@@ -566,9 +815,9 @@ def build(args, apache, account, module_path, account_note=None,
         keep_alive = blocks.render("keep_alive_off")
 
     # Embedded mode reloads a changed script only when asked; daemon mode
-    # unless told not to, as mod_wsgi-express does.  (mod_wsgi-express's
-    # --reload-on-changes also restarts the daemons when any module the
-    # application imported changes: that needs a file watcher, to come.)
+    # unless told not to, as mod_wsgi-express does.  --reload-on-changes
+    # also restarts the daemons when any module the application imported
+    # changes (tether.reloader, below).
     if mode == "daemon":
         reloading = not args.disable_reloading
     else:
@@ -597,6 +846,17 @@ def build(args, apache, account, module_path, account_note=None,
         MAP_HEAD_TO_GET=args.map_head_to_get.capitalize(),
         SCRIPT_RELOADING="On" if reloading else "Off",
         CHUNKED_REQUEST="On" if args.chunked_request else "Off")
+
+    _health(args, extras, blocks, setup)
+    if args.reload_on_changes and not args.disable_reloading:
+        if mode == "daemon":
+            _reload_monitor(args, extras, blocks, setup, script,
+                            command_line)
+        else:
+            setup.warnings.append(
+                "--reload-on-changes with --embedded-mode reloads only the "
+                "WSGI script: restarting on changes to the modules it "
+                "imports needs daemon mode")
 
     static_files = ""
     if args.document_root:
@@ -656,7 +916,9 @@ def build(args, apache, account, module_path, account_note=None,
         MIME_TYPES=apache_escape(apache.mime_types),
         ERROR_LOG=apache_escape(error_log),
         LOG_LEVEL=args.log_level,
-        ACCESS_LOG=blocks.render("access_log", PATH=apache_escape(access_log))
+        ACCESS_LOG=blocks.render(
+            "access_log_json" if getattr(args, "log_format", "text") == "json"
+            else "access_log", PATH=apache_escape(access_log))
         if access_log else "",
         DOCUMENT_ROOT=apache_escape(document_root),
         PYTHON_HOME=apache_escape(python_home()),
@@ -667,7 +929,8 @@ def build(args, apache, account, module_path, account_note=None,
         APPLICATION=application,
         STATIC_FILES=static_files,
         URL_ALIASES="\n\n".join(url_aliases),
-        INCLUDE_FILES="\n".join(includes))
+        INCLUDE_FILES="\n".join(includes),
+        **extras.text)
     setup.files[conf] = (tidy(httpd_conf), 0o644)
 
     apachectl = render_template(
@@ -709,6 +972,7 @@ def build(args, apache, account, module_path, account_note=None,
     for url, target in aliases:
         needs.append(Need(target, "the --url-alias %s target" % url,
                           optional=True))
+    needs.extend(extras.needs)
     setup.needs = needs
 
     # --- the summary -------------------------------------------------------
@@ -744,6 +1008,7 @@ def build(args, apache, account, module_path, account_note=None,
                         else access_log))
     if args.document_root:
         summary.append(("Document Root", document_root))
+    summary += extras.summary
     summary.append(("Run As", "%s:%s" % (account.apache_user,
                                          account.apache_group)
                     + (" (%s)" % account_note if account_note else "")))
@@ -784,6 +1049,14 @@ def _daemon_summary(setup, processes, threads, daemon, sizing, backlog):
         ("Daemon Sockets", os.path.join(setup.socket_dir, "wsgi") + ".*"),
     ]
     return lines
+
+
+def _host_name(host):
+    """The host part of ServerName: --host, or localhost for any
+    address."""
+    if not host or host in ("0.0.0.0", "::", "*"):
+        return "localhost"
+    return "[%s]" % host if ":" in host else host
 
 
 def _rewrite_escape(path):

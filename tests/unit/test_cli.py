@@ -112,7 +112,13 @@ def test_cli_setup_and_start_server_share_every_option():
             "--socket-timeout", "--queue-timeout", "--send-buffer-size",
             "--receive-buffer-size", "--header-buffer-size",
             "--response-buffer-size",
-            "--response-socket-timeout"} <= visible_options(start)
+            "--response-socket-timeout", "--https-port",
+            "--ssl-certificate-file", "--ssl-certificate-key-file",
+            "--ssl-certificate", "--ssl-certificate-chain-file",
+            "--ssl-ca-certificate-file", "--ssl-verify-client",
+            "--ssl-environment", "--https-only", "--hsts-policy",
+            "--http2", "--trust-proxy-header", "--trust-proxy",
+            "--health-url"} <= visible_options(start)
 
 
 def test_cli_every_option_documents_its_default():
@@ -127,7 +133,8 @@ def test_cli_every_option_documents_its_default():
     assert "(default: 10485760)" in help_text
     assert "--request-timeout SECONDS" in help_text
     assert "--header-buffer-size BYTES" in help_text
-    assert "--https-port" not in help_text      # refused ones stay hidden
+    assert "--interrupt-timeout" not in help_text   # refused: hidden
+    assert "--https-port NUMBER" in help_text
 
 
 def test_cli_repeatable_options_accumulate():
@@ -175,7 +182,7 @@ def test_cli_bad_values_exit_with_usage(argv, message, capsys):
 
 
 @pytest.mark.parametrize("argv", [
-    ["--https-port", "8443"],
+    ["--server-name", "example.org"],
     ["--interrupt-timeout", "5"],
     ["--debug-mode"],
     ["--service-script", "tasks", "tasks.py"],
