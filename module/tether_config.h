@@ -190,15 +190,26 @@ extern const command_rec tether_config_commands[];
 
 /*
  * Helpers for the setters of other files (tether_auth.c,
- * tether_dispatch.c), the same ones this file's setters use.
+ * tether_dispatch.c, tether_config_daemon.c), the same ones this file's
+ * setters use.
  */
 /* "file:line" of the directive being read. */
 const char *tether_config_where(cmd_parms *cmd);
-/* Parses "key=value" options (keys from `allowed`) into `opts`. */
+/* Parses "key=value" options (keys from `allowed`) into `opts`; an empty
+ * value only with `allow_empty`. */
 const char *tether_config_options(cmd_parms *cmd, const char *who,
                                   const char *args,
                                   const char *const *allowed,
-                                  apr_table_t *opts);
+                                  int allow_empty, apr_table_t *opts);
+/* Checks that `value` is a usable Python home (a venv's prefix). */
+const char *tether_config_check_python_home(cmd_parms *cmd,
+                                            const char *what,
+                                            const char *value);
+/* Adds a new daemon group to the process-wide list and the name index. */
+void tether_config_add_daemon(tether_daemon_group_t *g);
+/* WSGIDaemonProcess (tether_config_daemon.c). */
+const char *tether_config_daemon_process(cmd_parms *cmd, void *mconfig,
+                                         const char *args);
 /* Checks an application-group= (process == 0) or process-group= value. */
 const char *tether_config_check_group(cmd_parms *cmd, const char *who,
                                       const char *value, int process);

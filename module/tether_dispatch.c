@@ -64,7 +64,7 @@ static const char *parse_script(cmd_parms *cmd, const char *who,
 {
     const char *err, *v;
 
-    if ((err = tether_config_options(cmd, who, args, allowed, opts))
+    if ((err = tether_config_options(cmd, who, args, allowed, 0, opts))
             != NULL
         || (err = script_path(cmd, who, path, &s->script)) != NULL) {
         return err;
