@@ -270,7 +270,8 @@ def runtether(project, *args):
                 server.root] + list(args)
         with open(server.stdout_path, "w") as out, \
                 open(server.stderr_path, "w") as err:
-            server.proc = subprocess.Popen(argv, cwd=project, env=clean_env(),
+            server.proc = subprocess.Popen(argv, cwd=project,
+                                           env=clean_env(server.sanitizer_dir),
                                            stdin=subprocess.DEVNULL,
                                            stdout=out, stderr=err)
         harness.wait_for(
