@@ -364,12 +364,16 @@ static PyObject *start_response_call(PyObject *self, PyObject *args,
 
 /* ---- the response: body ----------------------------------------------- */
 
-/* Passes ad->bb down the output filters with the GIL released. */
+/*
+ * Passes ad->bb down the output filters with the GIL released; when the
+ * request is timed, adds the time to output_time and the wait for the GIL
+ * after it to the GIL waits.
+ */
 static apr_status_t output_pass(adapter_t *ad)
 {
     request_rec *r = ad->r;
+    apr_interval_time_t t0 = 0, t1 = 0;
     apr_status_t rv;
-
     apr_off_t len = -1;
 
     /*
@@ -380,15 +384,31 @@ static apr_status_t output_pass(adapter_t *ad)
     if (ad->req->small_pass_keeps_gil
         && apr_brigade_length(ad->bb, 0, &len) == APR_SUCCESS
         && len >= 0 && len <= SMALL_PASS) {
+        if (ad->timed) {
+            t0 = tether_clock_us();
+        }
         rv = ap_pass_brigade(r->output_filters, ad->bb);
         apr_brigade_cleanup(ad->bb);
+        if (ad->timed) {
+            ad->io.output_time += tether_clock_us() - t0;
+        }
     }
     else {
         ad->busy = 1;
         Py_BEGIN_ALLOW_THREADS
+        if (ad->timed) {
+            t0 = tether_clock_us();
+        }
         rv = ap_pass_brigade(r->output_filters, ad->bb);
         apr_brigade_cleanup(ad->bb);
+        if (ad->timed) {
+            t1 = tether_clock_us();
+        }
         Py_END_ALLOW_THREADS
+        if (ad->timed) {
+            ad->io.output_time += t1 - t0;
+            tether_io_gil_wait(&ad->io, tether_clock_us() - t1);
+        }
         ad->busy = 0;
     }
 
@@ -452,6 +472,7 @@ static int output_data(adapter_t *ad, const char *data, apr_size_t len,
     if (len > 0) {
         APR_BRIGADE_INSERT_TAIL(ad->bb,
                                 apr_bucket_transient_create(data, len, ba));
+        ad->io.output_writes++;
     }
     if (flush) {
         APR_BRIGADE_INSERT_TAIL(ad->bb, apr_bucket_flush_create(ba));
@@ -566,6 +587,9 @@ static int output_sequence(adapter_t *ad, PyObject *seq)
                                     PyBytes_AS_STRING(item), len, ba));
             ad->sent += (apr_off_t)len;
         }
+    }
+    if (!APR_BRIGADE_EMPTY(ad->bb)) {
+        ad->io.output_writes++;
     }
     is_short = response_short(ad);
     if (!is_short) {
@@ -694,6 +718,7 @@ static int output_file(adapter_t *ad, filewrapper_t *fw)
         }
     }
     ad->sent += len;
+    ad->io.output_writes++;
     is_short = response_short(ad);
     if (!is_short) {
         APR_BRIGADE_INSERT_TAIL(ad->bb, apr_bucket_eos_create(ba));
@@ -1283,6 +1308,7 @@ int tether_adapter_run(request_rec *r, const tether_request_t *req,
     /* request_started may hand back another application object. */
     Py_INCREF(app);
     tether_api_request_begin(&ar, r, req, environ, &app);
+    ad.timed = ar.timed;
     began = 1;
     result = PyObject_CallFunctionObjArgs(app, environ, ad.start, NULL);
     if (!result) {
@@ -1324,9 +1350,11 @@ cleanup:
     adapter_close(&ad);
     Py_XDECREF(result);
     if (began) {
+        ad.io.input_length = tether_input_consumed(&ad);
+        ad.io.output_length = ad.sent;
         /* The status the client got: 500 when Apache makes the page. */
         tether_api_request_end(&ar, rc != OK ? rc
-                                    : ad.started ? ad.status : 0, ad.sent);
+                                    : ad.started ? ad.status : 0, &ad.io);
         Py_DECREF(app);
     }
     Py_XDECREF(environ);

@@ -12,13 +12,17 @@
 #ifndef TETHER_ADAPTER_H
 #define TETHER_ADAPTER_H
 
-#include "tether_private.h"
+#include "tether_metrics.h"
+
+#include <time.h>
 
 typedef struct {
     request_rec *r;
     const tether_request_t *req;
     const char *what;               /* names the application in logs */
     int busy;                       /* GIL released inside Apache */
+    int timed;                      /* measure I/O and GIL wait times */
+    tether_api_io_t io;             /* what request_finished reports */
 
     /* wsgi.input (tether_input.c) */
     apr_bucket_brigade *in_bb;      /* read from the filters, not taken */
@@ -26,6 +30,7 @@ typedef struct {
     apr_size_t in_pos;
     apr_size_t in_len;
     apr_off_t in_remaining;         /* body bytes left; -1 if unknown */
+    apr_off_t in_fetched;           /* body bytes read from Apache */
     apr_status_t in_error;
     int in_http_error;
     int in_eof;
@@ -56,6 +61,33 @@ typedef struct {
     adapter_t *ad;                  /* NULL once the request is over */
 } reqobj_t;
 
+/* A monotonic clock in microseconds, for the I/O and GIL wait times. */
+static APR_INLINE apr_interval_time_t tether_clock_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (apr_interval_time_t)ts.tv_sec * APR_USEC_PER_SEC
+           + ts.tv_nsec / 1000;
+}
+
+/* Records one re-acquisition of the GIL that took `waited` usec. */
+static APR_INLINE void tether_io_gil_wait(tether_api_io_t *io,
+                                          apr_interval_time_t waited)
+{
+    if (waited < 0) {
+        waited = 0;
+    }
+    if (io->gil_waits == 0 || waited < io->gil_wait_min) {
+        io->gil_wait_min = waited;
+    }
+    if (waited > io->gil_wait_max) {
+        io->gil_wait_max = waited;
+    }
+    io->gil_waits++;
+    io->gil_wait_time += waited;
+}
+
 /* ---- tether_adapter.c ------------------------------------------------ */
 /*
  * The live request behind a reqobj_t, or NULL with `exc` (or RuntimeError
@@ -68,5 +100,7 @@ adapter_t *tether_reqobj_adapter(PyObject *self, PyObject *exc,
 extern PyTypeObject tether_input_type;
 /* Prepares ad's wsgi.input state; r->pool allocations only. */
 void tether_input_open(adapter_t *ad);
+/* Body bytes the application has read (fetched minus the look-ahead). */
+apr_off_t tether_input_consumed(const adapter_t *ad);
 
 #endif /* TETHER_ADAPTER_H */

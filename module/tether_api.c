@@ -17,6 +17,9 @@
 #include "tether_metrics.h"
 
 #include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -29,15 +32,49 @@ static int threads_seen;
 
 static const char *stop_reason = "shutdown_signal";
 
+/*
+ * The phases request_metrics() reports a mean, extremes and a histogram
+ * of, in mod_wsgi's names.  The histogram has 65 buckets: 16 octaves from
+ * 1 ms to 65536 ms, each cut in 4 equal parts (below 1 ms: bucket 0), and
+ * one for 65536 ms and over.
+ */
+enum {
+    PH_SERVER, PH_QUEUE, PH_DAEMON, PH_APPLICATION, PH_REQUEST, PH_INPUT,
+    PH_OUTPUT, PH_GIL, NPHASES
+};
+static const char *const phase_names[NPHASES] = {
+    "server_time", "queue_time", "daemon_time", "application_time",
+    "request_time", "input_read_time", "output_write_time", "gil_wait_time"
+};
+#define NBUCKETS 65
+
+typedef struct {
+    double sum;                     /* seconds */
+    apr_uint64_t n;
+    apr_interval_time_t min, max;   /* usec, when n > 0 */
+    apr_uint64_t buckets[NBUCKETS];
+} phase_t;
+
+/* One request thread of the process (thread_number - 1). */
+typedef struct {
+    apr_time_t current_start;       /* its request's start; 0: idle */
+    apr_uint64_t completed;         /* in the window */
+    double busy, cpu, max_duration; /* in the window, seconds */
+    double elapsed;                 /* request_metrics(): current request */
+    apr_uint64_t total;             /* since recording started */
+} thread_acc_t;
+
 /* Process-wide accounting for request_metrics()/process_metrics(). */
 typedef struct {
     int recording;
     apr_time_t window_start;
     apr_uint64_t count;
     apr_uint64_t status[5];
-    double busy, server, queue, daemon, application;
-    apr_uint64_t queued;            /* requests with a queue time */
-    apr_uint64_t output_bytes;
+    double busy;                    /* thread time in requests, clipped */
+    phase_t phase[NPHASES];
+    apr_uint64_t input_bytes, input_reads, output_bytes, output_writes;
+    apr_uint64_t gil_waits;
+    apr_interval_time_t gil_min, gil_max;   /* of one wait, usec */
     double cpu_user, cpu_system;    /* process CPU at window start */
     apr_uint64_t total_count;
     double total_busy;
@@ -45,6 +82,10 @@ typedef struct {
 
 static pthread_mutex_t acc_lock = PTHREAD_MUTEX_INITIALIZER;
 static accounting_t acc;
+/* Per-thread accounting, allocated when recording starts and kept for the
+ * life of the process: one per thread of threads_per_process. */
+static thread_acc_t *thread_slots;
+static int nthread_slots;
 static apr_time_t process_start;
 static int active_requests;
 
@@ -89,6 +130,9 @@ static void memory(apr_uint64_t *rss, apr_uint64_t *max_rss)
     *max_rss = 0;
     if (getrusage(RUSAGE_SELF, &ru) == 0) {
         *max_rss = (apr_uint64_t)ru.ru_maxrss * 1024;   /* Linux: KiB */
+    }
+    if (*max_rss < *rss) {
+        *max_rss = *rss;    /* the two sources count pages differently */
     }
 }
 
@@ -225,18 +269,6 @@ static PyObject *api_subscribe_shutdown(PyObject *self, PyObject *callback)
     return subscribe(self, callback, "shutdown_callbacks");
 }
 
-static PyObject *api_start_recording(PyObject *self, PyObject *unused)
-{
-    pthread_mutex_lock(&acc_lock);
-    if (!acc.recording) {
-        acc.recording = 1;
-        acc.window_start = apr_time_now();
-        process_cpu(&acc.cpu_user, &acc.cpu_system);
-    }
-    pthread_mutex_unlock(&acc_lock);
-    Py_RETURN_NONE;
-}
-
 /* Request threads of this process (threads_per_process). */
 static long request_threads(PyObject *mod)
 {
@@ -251,14 +283,186 @@ static long request_threads(PyObject *mod)
     return n;
 }
 
+static PyObject *api_start_recording(PyObject *self, PyObject *unused)
+{
+    long n = request_threads(self);
+    thread_acc_t *slots = NULL;
+
+    if (!__atomic_load_n(&acc.recording, __ATOMIC_ACQUIRE)
+        && !(slots = calloc((size_t)n, sizeof(*slots)))) {
+        return PyErr_NoMemory();
+    }
+    pthread_mutex_lock(&acc_lock);
+    if (!acc.recording) {
+        /* Kept for the life of the process: request threads use it. */
+        thread_slots = slots;
+        nthread_slots = (int)n;
+        slots = NULL;
+        acc.window_start = apr_time_now();
+        process_cpu(&acc.cpu_user, &acc.cpu_system);
+        __atomic_store_n(&acc.recording, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&acc_lock);
+    free(slots);        /* another thread started recording first */
+    Py_RETURN_NONE;
+}
+
+/* The histogram bucket of a duration in usec (see phase_names). */
+static int bucket_of(apr_interval_time_t us)
+{
+    apr_interval_time_t base = 1000;
+    int octave;
+
+    if (us < base) {
+        return 0;
+    }
+    for (octave = 0; octave < 16; octave++, base *= 2) {
+        if (us < 2 * base) {
+            return octave * 4 + (int)((us - base) * 4 / base);
+        }
+    }
+    return NBUCKETS - 1;
+}
+
+static void observe(phase_t *ph, apr_interval_time_t us)
+{
+    if (us < 0) {
+        us = 0;
+    }
+    if (ph->n == 0 || us < ph->min) {
+        ph->min = us;
+    }
+    if (ph->n == 0 || us > ph->max) {
+        ph->max = us;
+    }
+    ph->n++;
+    ph->sum += seconds(us);
+    ph->buckets[bucket_of(us)]++;
+}
+
+/* A list of the `n` doubles (or counters, with `counts`) found at
+ * `offset` in each of t[0..n-1]. */
+static PyObject *thread_list(const thread_acc_t *t, int n, size_t offset,
+                             int counts)
+{
+    PyObject *list = PyList_New(n);
+    int i;
+
+    for (i = 0; list && i < n; i++) {
+        const char *field = (const char *)&t[i] + offset;
+        PyObject *v = counts
+                      ? PyLong_FromUnsignedLongLong(
+                            *(const apr_uint64_t *)field)
+                      : PyFloat_FromDouble(*(const double *)field);
+
+        if (!v) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, v);
+    }
+    return list;
+}
+
+static PyObject *usec_or_none(int have, apr_interval_time_t us)
+{
+    return have ? PyLong_FromLongLong((long long)us) : Py_NewRef(Py_None);
+}
+
+/*
+ * Adds each phase's mean, NAME_min_us, NAME_max_us and NAME_buckets to a
+ * request_metrics() dict.  Means are per request (`nreq`), except
+ * queue_time (per request that queued); the daemon-only phases are None
+ * (and their buckets zero) in embedded mode.  gil_wait_time's extremes
+ * are of single waits, its mean and buckets per request.
+ */
+static int add_phases(PyObject *d, const accounting_t *a, double nreq,
+                      int daemon)
+{
+    char key[64];
+    int i, k;
+
+    for (i = 0; i < NPHASES; i++) {
+        const phase_t *ph = &a->phase[i];
+        int shown = daemon || (i != PH_QUEUE && i != PH_DAEMON);
+        int have = shown && ph->n > 0;
+        apr_interval_time_t min = ph->min, max = ph->max;
+        PyObject *mean, *buckets = PyList_New(NBUCKETS);
+
+        for (k = 0; buckets && k < NBUCKETS; k++) {
+            PyObject *v = PyLong_FromUnsignedLongLong(
+                              shown ? ph->buckets[k] : 0);
+
+            if (!v) {
+                Py_CLEAR(buckets);
+                break;
+            }
+            PyList_SET_ITEM(buckets, k, v);
+        }
+        if (!shown) {
+            mean = Py_NewRef(Py_None);
+        }
+        else if (i == PH_QUEUE || i == PH_DAEMON) {
+            mean = have ? PyFloat_FromDouble(ph->sum / ph->n)
+                        : Py_NewRef(Py_None);
+        }
+        else {
+            mean = PyFloat_FromDouble(ph->sum / nreq);
+        }
+        if (i == PH_GIL) {
+            have = a->gil_waits > 0;
+            min = a->gil_min;
+            max = a->gil_max;
+        }
+        if (set_item(d, phase_names[i], mean) < 0) {
+            Py_XDECREF(buckets);
+            return -1;
+        }
+        snprintf(key, sizeof(key), "%s_buckets", phase_names[i]);
+        if (set_item(d, key, buckets) < 0) {
+            return -1;
+        }
+        snprintf(key, sizeof(key), "%s_min_us", phase_names[i]);
+        if (set_item(d, key, usec_or_none(have, min)) < 0) {
+            return -1;
+        }
+        snprintf(key, sizeof(key), "%s_max_us", phase_names[i]);
+        if (set_item(d, key, usec_or_none(have, max)) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Adds the request_threads_* lists (one entry per request thread). */
+static int add_thread_lists(PyObject *d, const thread_acc_t *t, int n)
+{
+    return set_item(d, "request_threads_completed",
+                    thread_list(t, n, offsetof(thread_acc_t, completed), 1))
+           || set_item(d, "request_threads_buckets",
+                       thread_list(t, n, offsetof(thread_acc_t, completed),
+                                   1))
+           || set_item(d, "request_threads_busy_time",
+                       thread_list(t, n, offsetof(thread_acc_t, busy), 0))
+           || set_item(d, "request_threads_cpu_time",
+                       thread_list(t, n, offsetof(thread_acc_t, cpu), 0))
+           || set_item(d, "request_threads_current_elapsed",
+                       thread_list(t, n, offsetof(thread_acc_t, elapsed), 0))
+           || set_item(d, "request_threads_max_duration",
+                       thread_list(t, n, offsetof(thread_acc_t,
+                                                  max_duration), 0))
+           ? -1 : 0;
+}
+
 static PyObject *api_request_metrics(PyObject *self, PyObject *unused)
 {
     accounting_t a;
     apr_time_t now = apr_time_now();
     double period, user, system, n;
     apr_uint64_t rss, max_rss;
-    long threads = request_threads(self);
-    int daemon = 0;
+    long threads_max = request_threads(self);
+    int daemon = 0, active = 0, nt = 0, i;
+    thread_acc_t *t = NULL;
     PyObject *d, *pg;
 
     pthread_mutex_lock(&acc_lock);
@@ -272,13 +476,42 @@ static PyObject *api_request_metrics(PyObject *self, PyObject *unused)
         fresh.recording = 1;
         fresh.window_start = now;
         fresh.total_count = a.total_count + a.count;
-        fresh.total_busy = a.total_busy + a.busy;
         process_cpu(&fresh.cpu_user, &fresh.cpu_system);
+        /* Threads in a request: their time so far belongs here. */
+        nt = nthread_slots;
+        t = nt ? malloc(sizeof(*t) * (size_t)nt) : NULL;
+        for (i = 0; i < nt; i++) {
+            thread_acc_t *slot = &thread_slots[i];
+            apr_time_t start = __atomic_load_n(&slot->current_start,
+                                               __ATOMIC_RELAXED);
+            double tail = 0;
+
+            if (start) {
+                tail = seconds(now - (start > a.window_start
+                                      ? start : a.window_start));
+                slot->elapsed = seconds(now - start);
+            }
+            slot->busy += tail;
+            a.busy += tail;
+            if (t) {
+                t[i] = *slot;
+            }
+            slot->completed = 0;
+            slot->busy = slot->cpu = slot->max_duration = 0;
+            slot->elapsed = 0;
+        }
+        fresh.total_busy = a.total_busy + a.busy;
         acc = fresh;
     }
     pthread_mutex_unlock(&acc_lock);
     if (!a.recording) {
         Py_RETURN_NONE;
+    }
+    if (nt && !t) {
+        return PyErr_NoMemory();
+    }
+    for (i = 0; i < nt; i++) {
+        active += t[i].completed > 0 || t[i].current_start != 0;
     }
     pg = PyDict_GetItemString(PyModule_GetDict(self), "process_group");
     daemon = pg && PyUnicode_Check(pg) && PyUnicode_GET_LENGTH(pg) > 0;
@@ -292,38 +525,43 @@ static PyObject *api_request_metrics(PyObject *self, PyObject *unused)
         period = 1e-6;
     }
     d = Py_BuildValue(
-        "{s:i,s:d,s:d,s:d,s:K,s:d,s:l,s:d,s:d,s:d,s:d,s:K,s:K,s:K,s:K,s:K,"
-        "s:K,s:d,s:d,s:d,s:K,s:K}",
+        "{s:i,s:d,s:d,s:d,s:K,s:d,s:l,s:i,s:i,s:d,s:K,s:K,s:K,s:K,s:K,"
+        "s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:d,s:d,s:d,s:K,s:K}",
         "pid", (int)getpid(),
         "start_time", seconds(a.window_start),
         "stop_time", seconds(now),
         "sample_period", period,
         "request_count", (unsigned long long)a.count,
         "request_throughput", a.count / period,
-        "request_threads_maximum", threads,
-        "capacity_utilization", a.busy / (period * threads),
-        "server_time", a.server / n,
-        "application_time", a.application / n,
-        "request_time", a.server / n,
+        "request_threads_maximum", threads_max,
+        "request_threads_started",
+        __atomic_load_n(&threads_seen, __ATOMIC_RELAXED),
+        "request_threads_active", active,
+        "capacity_utilization", a.busy / (period * threads_max),
         "status_1xx", (unsigned long long)a.status[0],
         "status_2xx", (unsigned long long)a.status[1],
         "status_3xx", (unsigned long long)a.status[2],
         "status_4xx", (unsigned long long)a.status[3],
         "status_5xx", (unsigned long long)a.status[4],
+        "input_bytes", (unsigned long long)a.input_bytes,
+        "input_reads", (unsigned long long)a.input_reads,
         "output_bytes", (unsigned long long)a.output_bytes,
+        "output_writes", (unsigned long long)a.output_writes,
+        "gil_wait_count", (unsigned long long)a.gil_waits,
         "cpu_user_utilization", user / period,
         "cpu_system_utilization", system / period,
         "cpu_utilization", (user + system) / period,
+        /* mod_wsgi's deprecated aliases of the three above */
+        "cpu_user_time", user / period,
+        "cpu_system_time", system / period,
+        "cpu_time", (user + system) / period,
         "memory_rss", (unsigned long long)rss,
         "memory_max_rss", (unsigned long long)max_rss);
-    if (d && (set_item(d, "queue_time", daemon && a.queued
-                       ? PyFloat_FromDouble(a.queue / a.queued)
-                       : Py_NewRef(Py_None)) < 0
-              || set_item(d, "daemon_time", daemon && a.count
-                          ? PyFloat_FromDouble(a.daemon / n)
-                          : Py_NewRef(Py_None)) < 0)) {
+    if (d && (add_phases(d, &a, n, daemon) < 0
+              || add_thread_lists(d, t, nt) < 0)) {
         Py_CLEAR(d);
     }
+    free(t);
     return d;
 }
 
@@ -333,24 +571,38 @@ static PyObject *api_process_metrics(PyObject *self, PyObject *unused)
     apr_time_t now = apr_time_now();
     double user, system;
     apr_uint64_t rss, max_rss;
+    apr_uint64_t *counts = NULL;
+    int started = __atomic_load_n(&threads_seen, __ATOMIC_RELAXED);
+    int nt, i;
+    PyObject *d, *list;
 
     pthread_mutex_lock(&acc_lock);
     a = acc;
+    nt = started < nthread_slots ? started : nthread_slots;
+    if (a.recording && nt > 0
+        && (counts = malloc(sizeof(*counts) * (size_t)nt))) {
+        for (i = 0; i < nt; i++) {
+            counts[i] = thread_slots[i].total;
+        }
+    }
     pthread_mutex_unlock(&acc_lock);
     if (!a.recording) {
         Py_RETURN_NONE;
     }
+    if (nt > 0 && !counts) {
+        return PyErr_NoMemory();
+    }
     process_cpu(&user, &system);
     memory(&rss, &max_rss);
-    return Py_BuildValue(
-        "{s:i,s:d,s:d,s:L,s:K,s:d,s:l,s:i,s:d,s:d,s:d,s:K,s:K}",
+    d = Py_BuildValue(
+        "{s:i,s:d,s:d,s:L,s:K,s:d,s:i,s:i,s:d,s:d,s:d,s:K,s:K}",
         "pid", (int)getpid(),
         "restart_time", seconds(process_start),
         "current_time", seconds(now),
         "running_time", (long long)apr_time_sec(now - process_start),
         "request_count", (unsigned long long)(a.total_count + a.count),
         "request_busy_time", a.total_busy + a.busy,
-        "request_threads", request_threads(self),
+        "request_threads", started,
         "active_requests", __atomic_load_n(&active_requests,
                                            __ATOMIC_RELAXED),
         "cpu_user_time", user,
@@ -358,6 +610,23 @@ static PyObject *api_process_metrics(PyObject *self, PyObject *unused)
         "cpu_time", user + system,
         "memory_rss", (unsigned long long)rss,
         "memory_max_rss", (unsigned long long)max_rss);
+    list = d ? PyList_New(nt) : NULL;
+    for (i = 0; list && i < nt; i++) {
+        PyObject *entry = Py_BuildValue("{s:i,s:K}", "thread_id", i + 1,
+                                        "request_count",
+                                        (unsigned long long)counts[i]);
+
+        if (!entry) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, entry);
+    }
+    free(counts);
+    if (d && set_item(d, "threads", list) < 0) {
+        Py_CLEAR(d);
+    }
+    return d;
 }
 
 static PyObject *api_server_metrics(PyObject *self, PyObject *unused)
@@ -642,11 +911,22 @@ void tether_api_request_begin(tether_api_request_t *ar, request_rec *r,
     __atomic_add_fetch(&active_requests, 1, __ATOMIC_RELAXED);
     tether_metrics_request_begin();
 
-    if (!callbacks || PyList_GET_SIZE(callbacks) == 0) {
+    /* Acquire: thread_slots is set before recording goes to 1. */
+    if (__atomic_load_n(&acc.recording, __ATOMIC_ACQUIRE)) {
+        ar->timed = 1;
+        if (thread_number <= nthread_slots) {
+            __atomic_store_n(&thread_slots[thread_number - 1].current_start,
+                             ar->application_start, __ATOMIC_RELAXED);
+        }
+    }
+    ar->events = callbacks && PyList_GET_SIZE(callbacks) > 0;
+    ar->timed = ar->timed || ar->events;
+    if (ar->timed) {
+        thread_cpu(&ar->cpu_user, &ar->cpu_system);
+    }
+    if (!ar->events) {
         return;
     }
-    ar->events = 1;
-    thread_cpu(&ar->cpu_user, &ar->cpu_system);
     id = req->environ ? apr_table_get(req->environ, "mod_wsgi.request_id")
                       : NULL;
     ar->request_id = PyUnicode_FromString(id ? id : "");
@@ -750,14 +1030,101 @@ void tether_api_request_exception(void)
     tether_error_restore(&saved);
 }
 
+/* Adds one finished request to the window; acc_lock held. */
+static void account(const tether_api_request_t *ar, int status,
+                    const tether_api_io_t *io, apr_time_t now,
+                    const tether_metrics_sample_t *sample, double cpu)
+{
+    apr_time_t from = ar->application_start > acc.window_start
+                      ? ar->application_start : acc.window_start;
+    double busy = now > from ? seconds(now - from) : 0;
+    int cls = status / 100;
+
+    acc.count++;
+    acc.status[(cls >= 1 && cls <= 5) ? cls - 1 : 4]++;
+    acc.busy += busy;
+    observe(&acc.phase[PH_SERVER], sample->latency);
+    observe(&acc.phase[PH_REQUEST], sample->latency);
+    observe(&acc.phase[PH_APPLICATION], sample->application);
+    if (sample->queue >= 0) {
+        observe(&acc.phase[PH_QUEUE], sample->queue);
+    }
+    if (ar->daemon_start) {
+        observe(&acc.phase[PH_DAEMON], now - ar->daemon_start);
+    }
+    observe(&acc.phase[PH_INPUT], io->input_time);
+    observe(&acc.phase[PH_OUTPUT], io->output_time);
+    observe(&acc.phase[PH_GIL], io->gil_wait_time);
+    if (io->gil_waits) {
+        if (acc.gil_waits == 0 || io->gil_wait_min < acc.gil_min) {
+            acc.gil_min = io->gil_wait_min;
+        }
+        if (io->gil_wait_max > acc.gil_max) {
+            acc.gil_max = io->gil_wait_max;
+        }
+        acc.gil_waits += io->gil_waits;
+    }
+    acc.input_bytes += io->input_length > 0 ? io->input_length : 0;
+    acc.input_reads += io->input_reads;
+    acc.output_bytes += io->output_length > 0 ? io->output_length : 0;
+    acc.output_writes += io->output_writes;
+    if (thread_number >= 1 && thread_number <= nthread_slots) {
+        thread_acc_t *slot = &thread_slots[thread_number - 1];
+
+        slot->completed++;
+        slot->total++;
+        slot->busy += busy;
+        slot->cpu += cpu;
+        if (seconds(sample->application) > slot->max_duration) {
+            slot->max_duration = seconds(sample->application);
+        }
+        __atomic_store_n(&slot->current_start, 0, __ATOMIC_RELAXED);
+    }
+}
+
+/* request_finished's fields beyond those request_started has. */
+static int finished_fields(PyObject *event, const tether_api_io_t *io,
+                           apr_time_t now, apr_interval_time_t app_time,
+                           int status, apr_interval_time_t user,
+                           apr_interval_time_t sys)
+{
+    return set_item(event, "application_finish",
+                    PyFloat_FromDouble(seconds(now))) < 0
+           || set_item(event, "application_time",
+                       PyFloat_FromDouble(seconds(app_time))) < 0
+           || set_item(event, "input_reads",
+                       PyLong_FromUnsignedLongLong(io->input_reads)) < 0
+           || set_item(event, "input_length",
+                       PyLong_FromLongLong(io->input_length)) < 0
+           || set_item(event, "input_time",
+                       PyFloat_FromDouble(seconds(io->input_time))) < 0
+           || set_item(event, "output_writes",
+                       PyLong_FromUnsignedLongLong(io->output_writes)) < 0
+           || set_item(event, "output_length",
+                       PyLong_FromLongLong(io->output_length)) < 0
+           || set_item(event, "output_time",
+                       PyFloat_FromDouble(seconds(io->output_time))) < 0
+           || set_item(event, "status", PyLong_FromLong(status)) < 0
+           || set_item(event, "cpu_user_time",
+                       PyFloat_FromDouble(seconds(user))) < 0
+           || set_item(event, "cpu_system_time",
+                       PyFloat_FromDouble(seconds(sys))) < 0
+           || set_item(event, "cpu_time",
+                       PyFloat_FromDouble(seconds(user + sys))) < 0
+           || set_item(event, "gil_wait_time",
+                       PyFloat_FromDouble(seconds(io->gil_wait_time))) < 0
+           || set_item(event, "gil_wait_count",
+                       PyLong_FromUnsignedLongLong(io->gil_waits)) < 0
+           ? -1 : 0;
+}
+
 void tether_api_request_end(tether_api_request_t *ar, int status,
-                            apr_off_t output_length)
+                            const tether_api_io_t *io)
 {
     apr_time_t now = apr_time_now();
     apr_interval_time_t app_time = now - ar->application_start;
-    apr_interval_time_t user, sys;
+    apr_interval_time_t user = 0, sys = 0;
     tether_metrics_sample_t sample;
-    int cls = status / 100;
 
     sample.status = status;
     sample.latency = now - ar->request_start;
@@ -766,23 +1133,16 @@ void tether_api_request_end(tether_api_request_t *ar, int status,
     sample.application = app_time;
     tether_metrics_request_end(&sample);
     __atomic_sub_fetch(&active_requests, 1, __ATOMIC_RELAXED);
+    if (ar->timed) {
+        thread_cpu(&user, &sys);
+        user -= ar->cpu_user;
+        sys -= ar->cpu_system;
+    }
 
     /* Racy read on purpose: recording only ever goes from 0 to 1. */
-    if (__atomic_load_n(&acc.recording, __ATOMIC_RELAXED)) {
+    if (__atomic_load_n(&acc.recording, __ATOMIC_ACQUIRE)) {
         pthread_mutex_lock(&acc_lock);
-        acc.count++;
-        acc.status[(cls >= 1 && cls <= 5) ? cls - 1 : 4]++;
-        acc.busy += seconds(app_time);
-        acc.server += seconds(sample.latency);
-        acc.application += seconds(app_time);
-        if (sample.queue >= 0) {
-            acc.queue += seconds(sample.queue);
-            acc.queued++;
-        }
-        if (ar->daemon_start) {
-            acc.daemon += seconds(now - ar->daemon_start);
-        }
-        acc.output_bytes += output_length > 0 ? output_length : 0;
+        account(ar, status, io, now, &sample, seconds(user + sys));
         pthread_mutex_unlock(&acc_lock);
     }
 
@@ -793,23 +1153,8 @@ void tether_api_request_end(tether_api_request_t *ar, int status,
                                                       "active_requests")
                                : NULL;
 
-        thread_cpu(&user, &sys);
-        user -= ar->cpu_user;
-        sys -= ar->cpu_system;
-        if (event
-            && set_item(event, "application_finish",
-                        PyFloat_FromDouble(seconds(now))) == 0
-            && set_item(event, "application_time",
-                        PyFloat_FromDouble(seconds(app_time))) == 0
-            && set_item(event, "output_length",
-                        PyLong_FromLongLong(output_length)) == 0
-            && set_item(event, "status", PyLong_FromLong(status)) == 0
-            && set_item(event, "cpu_user_time",
-                        PyFloat_FromDouble(seconds(user))) == 0
-            && set_item(event, "cpu_system_time",
-                        PyFloat_FromDouble(seconds(sys))) == 0
-            && set_item(event, "cpu_time",
-                        PyFloat_FromDouble(seconds(user + sys))) == 0) {
+        if (event && finished_fields(event, io, now, app_time, status,
+                                     user, sys) == 0) {
             dispatch(module_list(mod, "event_callbacks"), "request_finished",
                      event);
         }

@@ -108,11 +108,15 @@ static Py_ssize_t input_raise(adapter_t *ad)
     return -1;
 }
 
-/* Reads from Apache with the GIL released: >0 bytes, 0 at EOF, -1 error
- * (`fill` as for input_fetch_nogil). */
+/*
+ * Reads from Apache with the GIL released: >0 bytes, 0 at EOF, -1 error
+ * (`fill` as for input_fetch_nogil).  Counts the read and, when the
+ * request is timed, the time it took and the wait for the GIL after it.
+ */
 static Py_ssize_t input_fetch(adapter_t *ad, char *dst, apr_size_t want,
                               int fill)
 {
+    apr_interval_time_t t0 = 0, t1 = 0;
     apr_status_t rv;
     apr_size_t got = 0;
 
@@ -124,9 +128,21 @@ static Py_ssize_t input_fetch(adapter_t *ad, char *dst, apr_size_t want,
     }
     ad->busy = 1;
     Py_BEGIN_ALLOW_THREADS
+    if (ad->timed) {
+        t0 = tether_clock_us();
+    }
     rv = input_fetch_nogil(ad, dst, want, fill, &got);
+    if (ad->timed) {
+        t1 = tether_clock_us();
+    }
     Py_END_ALLOW_THREADS
+    if (ad->timed) {
+        ad->io.input_time += t1 - t0;
+        tether_io_gil_wait(&ad->io, tether_clock_us() - t1);
+    }
     ad->busy = 0;
+    ad->io.input_reads++;
+    ad->in_fetched += (apr_off_t)got;
 
     if (got > 0 && ad->in_remaining > 0) {
         ad->in_remaining -= (apr_off_t)got;
@@ -458,6 +474,11 @@ static apr_off_t input_length(request_rec *r)
         return -1;
     }
     return n;
+}
+
+apr_off_t tether_input_consumed(const adapter_t *ad)
+{
+    return ad->in_fetched - (apr_off_t)(ad->in_len - ad->in_pos);
 }
 
 void tether_input_open(adapter_t *ad)

@@ -59,6 +59,24 @@ void tether_metrics_request_begin(void);
 void tether_metrics_request_end(const tether_metrics_sample_t *sample);
 
 /* ---- tether_api.c ----------------------------------------------------- */
+/*
+ * What the adapter measured of one request's body I/O (times in usec).
+ * The counts are always kept; the times only when the request is timed
+ * (tether_api_request_t.timed).
+ */
+typedef struct {
+    apr_uint64_t input_reads;       /* reads from Apache's input filters */
+    apr_off_t input_length;         /* body bytes handed to the app */
+    apr_interval_time_t input_time;
+    apr_uint64_t output_writes;     /* passes down the filters with data */
+    apr_off_t output_length;        /* body bytes passed on */
+    apr_interval_time_t output_time;
+    apr_uint64_t gil_waits;         /* GIL re-acquisitions measured */
+    apr_interval_time_t gil_wait_time;
+    apr_interval_time_t gil_wait_min;   /* of one re-acquisition */
+    apr_interval_time_t gil_wait_max;
+} tether_api_io_t;
+
 /* The per-request state the API keeps; lives on the adapter's stack. */
 typedef struct {
     request_rec *r;
@@ -72,6 +90,7 @@ typedef struct {
     apr_interval_time_t cpu_user;   /* thread CPU at the start, usec */
     apr_interval_time_t cpu_system;
     int events;                     /* subscribers exist: dispatch */
+    int timed;                      /* events or recording: measure time */
 } tether_api_request_t;
 
 /*
@@ -94,7 +113,7 @@ void tether_api_response_started(PyObject *status, PyObject *headers,
 /* The pending exception stays pending. */
 void tether_api_request_exception(void);
 void tether_api_request_end(tether_api_request_t *ar, int status,
-                            apr_off_t output_length);
+                            const tether_api_io_t *io);
 /* Fires process_stopping in the current interpreter.  GIL held. */
 void tether_api_process_stopping(void);
 /* The shutdown_reason process_stopping reports (a mod_wsgi name). */

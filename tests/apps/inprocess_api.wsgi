@@ -9,7 +9,9 @@ scratch/stopping-<pid>.json.
 import json
 import logging
 import os
+import sys
 import threading
+import time
 
 import _tether
 import mod_wsgi
@@ -49,8 +51,11 @@ def on_event(name, **event):
     entry = {"event": name, "token": token, "keys": sorted(event),
              "pid": os.getpid()}
     if name == "request_finished":
-        entry["status"] = event["status"]
-        entry["application_time"] = event["application_time"]
+        for key in ("status", "application_time", "input_reads",
+                    "input_length", "input_time", "output_writes",
+                    "output_length", "output_time", "gil_wait_time",
+                    "gil_wait_count"):
+            entry[key] = event[key]
         entry["seen"] = list(data.get("seen", []))
     if name == "response_started":
         entry["response_status"] = event["response_status"]
@@ -134,5 +139,42 @@ def application(environ, start_response):
         level = environ.get("QUERY_STRING", "info")
         getattr(_log, level)("api-log-%s line", level)
         return _json(start_response, {"logged": level})
+    if path.startswith("/upload/"):
+        # /upload/all reads the whole body in 1000-byte reads; /upload/N
+        # reads N bytes only.
+        stream = environ["wsgi.input"]
+        if path == "/upload/all":
+            got = 0
+            while True:
+                chunk = stream.read(1000)
+                if not chunk:
+                    break
+                got += len(chunk)
+        else:
+            got = len(stream.read(int(path.split("/")[2])))
+        return _json(start_response, {"read": got})
+    if path.startswith("/writes/"):
+        # /writes/N: N calls of write() of 100 bytes each.
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        for _ in range(int(path.split("/")[2])):
+            write(b"w" * 100)
+        return []
+    if path.startswith("/yields/"):
+        # /yields/N: a generator of N items of 100 bytes each.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return (b"y" * 100 for _ in range(int(path.split("/")[2])))
+    if path.startswith("/print/") or path.startswith("/quiet/print/"):
+        # Application output by its three routes, tagged with the last
+        # part of the path.
+        tag = path.rsplit("/", 1)[1]
+        print("api-print-stdout-%s" % tag)
+        sys.stderr.write("api-print-stderr-%s\n" % tag)
+        sys.stderr.flush()
+        environ["wsgi.errors"].write("api-print-errors-%s\n" % tag)
+        environ["wsgi.errors"].flush()
+        return _json(start_response, {"printed": tag})
+    if path.startswith("/sleep/"):
+        # /sleep/MS: at least MS milliseconds in the application.
+        time.sleep(int(path.split("/")[2]) / 1000.0)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok"]

@@ -27,8 +27,15 @@ RESPONSE_KEYS = {"request_id", "request_data", "response_status",
 FINISHED_KEYS = {"request_id", "thread_id", "request_data", "server_pid",
                  "request_start", "queue_start", "daemon_start",
                  "application_start", "application_finish",
-                 "application_time", "output_length", "status",
-                 "cpu_user_time", "cpu_system_time", "cpu_time"}
+                 "application_time", "input_reads", "input_length",
+                 "input_time", "output_writes", "output_length",
+                 "output_time", "status", "cpu_user_time", "cpu_system_time",
+                 "cpu_time", "gil_wait_time", "gil_wait_count"}
+# The phases request_metrics() gives a mean, extremes and buckets of.
+PHASES = ("server_time", "queue_time", "daemon_time", "application_time",
+          "request_time", "input_read_time", "output_write_time",
+          "gil_wait_time")
+DAEMON_PHASES = ("queue_time", "daemon_time")
 EXCEPTION_KEYS = {"request_id", "request_data", "exception_info"}
 
 
@@ -145,6 +152,156 @@ def test_api_request_and_process_metrics(server):
     assert process["cpu_time"] >= 0
 
 
+def test_api_request_finished_counts_the_body_read(server):
+    body = os.urandom(50000)
+    resp = server.post("/api/upload/all?tok-in-all", body)
+    assert resp.status == 200 and resp.json() == {"read": len(body)}
+    finished = events_of(server, "tok-in-all", "request_finished")[
+        "request_finished"]
+    assert finished["input_length"] == len(body)
+    # 50 reads of 1000 bytes by the application, fewer from Apache (the
+    # look-ahead of 8 KiB), and at least one.
+    assert 1 <= finished["input_reads"] <= 50
+    assert finished["input_time"] >= 0
+    # Every read from Apache gives the GIL up and takes it back.
+    assert finished["gil_wait_count"] >= finished["input_reads"]
+    assert finished["gil_wait_time"] >= 0
+
+
+def test_api_request_finished_input_length_is_what_the_app_read(server):
+    resp = server.post("/api/upload/10?tok-in-part", b"x" * 20000)
+    assert resp.status == 200 and resp.json() == {"read": 10}
+    finished = events_of(server, "tok-in-part", "request_finished")[
+        "request_finished"]
+    assert finished["input_length"] == 10
+    assert finished["input_reads"] == 1
+
+
+def test_api_request_finished_without_a_body_reads_nothing(server):
+    assert server.get("/api/plain?tok-in-none").status == 200
+    finished = events_of(server, "tok-in-none", "request_finished")[
+        "request_finished"]
+    assert finished["input_reads"] == 0
+    assert finished["input_length"] == 0
+    assert finished["input_time"] == 0
+
+
+@pytest.mark.parametrize("kind", ["writes", "yields"])
+def test_api_request_finished_counts_the_response_writes(server, kind):
+    token = "tok-out-%s" % kind
+    resp = server.get("/api/%s/7?%s" % (kind, token))
+    assert resp.status == 200 and len(resp.body) == 700
+    finished = events_of(server, token, "request_finished")[
+        "request_finished"]
+    assert finished["output_writes"] == 7
+    assert finished["output_length"] == 700
+    assert finished["output_time"] >= 0
+    assert finished["status"] == 200
+
+
+def test_api_request_finished_counts_a_list_as_one_write(server):
+    resp = server.get("/api/plain?tok-out-list")
+    assert resp.body == b"ok"
+    finished = events_of(server, "tok-out-list", "request_finished")[
+        "request_finished"]
+    # A list or tuple goes down Apache's filters in one pass.
+    assert finished["output_writes"] == 1
+    assert finished["output_length"] == 2
+
+
+def bucket_of(us):
+    """The index of mod_wsgi's 65 duration buckets a duration falls in."""
+    if us < 1000:
+        return 0
+    base = 1000
+    for octave in range(16):
+        if us < 2 * base:
+            return octave * 4 + (us - base) * 4 // base
+        base *= 2
+    return 64
+
+
+def test_api_request_metrics_window_matches_the_requests_sent(server):
+    """On one keep-alive connection, so that in embedded mode one Apache
+    child serves every request and holds the whole window."""
+    conn = server.http()
+    bodies = []
+
+    def call(method, path, body=None):
+        conn.request(method, path, body=body)
+        resp = conn.getresponse()
+        data = resp.read()
+        assert resp.status == 200, (path, resp.status, data)
+        bodies.append(data)
+        return data
+
+    try:
+        call("GET", "/api/metrics")             # drains: a fresh window
+        call("POST", "/api/upload/all", b"a" * 3000)
+        call("POST", "/api/upload/all", b"b" * 50000)
+        call("GET", "/api/writes/3")
+        call("GET", "/api/sleep/60")
+        bodies_before = list(bodies)
+        metrics = json.loads(call("GET", "/api/metrics"))
+    finally:
+        conn.close()
+    request, process = metrics["request"], metrics["process"]
+    # The first /api/metrics finished inside the window; the last one was
+    # still running when it was drained.
+    count = 5
+    assert request["request_count"] == count
+    assert request["status_2xx"] == count
+    assert request["input_bytes"] == 53000
+    assert 2 <= request["input_reads"] <= 53
+    # One pass per list response, one per write().
+    assert request["output_writes"] == 1 + 1 + 1 + 3 + 1
+    assert request["output_bytes"] == sum(len(b) for b in bodies_before)
+    assert request["gil_wait_count"] >= request["input_reads"]
+
+    for phase in PHASES:
+        buckets = request[phase + "_buckets"]
+        low, high = request[phase + "_min_us"], request[phase + "_max_us"]
+        assert len(buckets) == 65, phase
+        if phase in DAEMON_PHASES and not server.daemon:
+            assert request[phase] is None and low is None and high is None
+            assert sum(buckets) == 0
+            continue
+        assert sum(buckets) == count, phase
+        assert 0 <= low <= high, phase
+        if phase != "gil_wait_time":
+            # The mean lies between the extremes (microsecond rounding).
+            assert low - 1 <= request[phase] * 1e6 <= high + 1, phase
+            assert buckets[bucket_of(high)] >= 1, phase
+    # /api/sleep/60 spent at least 60 ms in the application.
+    assert request["application_time_max_us"] >= 60000
+    assert sum(request["application_time_buckets"][bucket_of(60000):]) >= 1
+    assert request["input_read_time"] >= 0
+
+    threads_max = request["request_threads_maximum"]
+    for key in ("request_threads_completed", "request_threads_buckets",
+                "request_threads_busy_time", "request_threads_cpu_time",
+                "request_threads_current_elapsed",
+                "request_threads_max_duration"):
+        assert len(request[key]) == threads_max, key
+    assert sum(request["request_threads_completed"]) == count
+    assert request["request_threads_buckets"] == \
+        request["request_threads_completed"]
+    assert request["request_threads_active"] >= 1
+    assert request["request_threads_started"] >= 1
+    assert max(request["request_threads_max_duration"]) >= 0.06
+    assert sum(request["request_threads_busy_time"]) >= 0.06
+    # This request was in flight at the drain.
+    assert max(request["request_threads_current_elapsed"]) > 0
+    assert 0 < request["capacity_utilization"] <= 1
+
+    threads = process["threads"]
+    assert [t["thread_id"] for t in threads] == \
+        list(range(1, len(threads) + 1))
+    assert sum(t["request_count"] for t in threads) == \
+        process["request_count"]
+    assert process["request_threads"] == len(threads)
+
+
 def test_api_apache_handler_honours_loglevel(server):
     mark = server.log_mark()
     for level in ("debug", "info", "warning", "error"):
@@ -154,6 +311,31 @@ def test_api_apache_handler_honours_loglevel(server):
     server.wait_for_log(r"\[tether:info\].*api-log-info line", since=mark)
     # LogLevel info: the debug record is filtered by Apache.
     assert "api-log-debug line" not in server.error_log(since=mark)
+
+
+def test_api_application_output_is_logged_at_level_error(server):
+    """print(), sys.stderr and wsgi.errors write at Apache's level error,
+    as mod_wsgi does."""
+    mark = server.log_mark()
+    assert server.get("/api/print/shown").status == 200
+    for route in ("stdout", "stderr", "errors"):
+        server.wait_for_log(r"\[tether:error\].*api-print-%s-shown" % route,
+                            since=mark)
+
+
+@pytest.mark.parametrize("mode", harness.WSGI_MODES)
+def test_api_application_output_hidden_by_loglevel_crit(httpd_env,
+                                                        tether_only, mode):
+    with httpd_env.server(CONFIG, wsgi_mode=mode, name="api-quiet-" + mode,
+                          log_level="info tether:crit",
+                          daemon_processes=1) as srv:
+        mark = srv.log_mark()
+        assert srv.get("/api/print/hidden").status == 200
+        # A line logged after the request, at crit: the request's lines
+        # would be before it.
+        assert srv.get("/api/log?critical").status == 200
+        srv.wait_for_log(r"api-log-critical line", since=mark)
+        assert "api-print-" not in srv.error_log(since=mark)
 
 
 def test_api_process_stopping_fires_at_shutdown(httpd_env, tether_only):
