@@ -436,6 +436,17 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
     apr_status_t rv;
 
     rv = send_head(r, c, req->environ);
+    if (rv == APR_ENOSPC) {
+        /* Nothing was sent: the connection stays usable. */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      TETHER_LOGNO(0513) "The request's environ does not "
+                      "fit in one frame to daemon group '%s' (at most %u "
+                      "variables and %u bytes): lower LimitRequestFields "
+                      "or LimitRequestFieldSize", g->name,
+                      TETHER_WIRE_MAX_PAIRS, TETHER_WIRE_MAX_PAYLOAD);
+        *status = HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
+        return X_STATUS;
+    }
     if (rv == EPIPE || rv == APR_ECONNRESET) {
         /* The daemon may have hung up with a GOODBYE: read it. */
         rv = APR_SUCCESS;

@@ -317,8 +317,20 @@ static apr_status_t wire_in(ap_filter_t *f, apr_bucket_brigade *bb,
             != APR_SUCCESS) {
         return w->body_error = rv;
     }
-    /* Exactly one answer per BODY_WANT. */
-    if ((rv = tether_conn_wait(w->c)) != APR_SUCCESS
+    /*
+     * Exactly one answer per BODY_WANT.  Apache's side answers within its
+     * own client timeout (REQ_ABORT when the client stalls), and that is
+     * usually the same Timeout as socket-timeout here: wait twice as long
+     * so that the client's stall, not the daemon, decides the outcome.
+     */
+    {
+        apr_interval_time_t t = w->c->timeout;
+
+        w->c->timeout = t > 0 ? 2 * t : t;
+        rv = tether_conn_wait(w->c);
+        w->c->timeout = t;
+    }
+    if (rv != APR_SUCCESS
         || (rv = tether_conn_read_header(w->c, &h)) != APR_SUCCESS) {
         return w->body_error = rv == APR_EOF ? APR_ECONNABORTED : rv;
     }
