@@ -67,6 +67,20 @@ MODULES = {m.name: m for m in (
     Module("headers_module", "mod_headers.so", "mod_headers.c"),
     Module("http2_module", "mod_http2.so", "mod_http2.c"),
     Module("status_module", "mod_status.so", "mod_status.c"),
+    Module("filter_module", "mod_filter.so", "mod_filter.c"),
+    Module("deflate_module", "mod_deflate.so", "mod_deflate.c"),
+    Module("reqtimeout_module", "mod_reqtimeout.so", "mod_reqtimeout.c"),
+    Module("authn_core_module", "mod_authn_core.so", "mod_authn_core.c"),
+    Module("auth_basic_module", "mod_auth_basic.so", "mod_auth_basic.c"),
+    Module("auth_digest_module", "mod_auth_digest.so", "mod_auth_digest.c"),
+    Module("authz_user_module", "mod_authz_user.so", "mod_authz_user.c"),
+    Module("authz_host_module", "mod_authz_host.so", "mod_authz_host.c"),
+    Module("dir_module", "mod_dir.so", "mod_dir.c"),
+    Module("autoindex_module", "mod_autoindex.so", "mod_autoindex.c"),
+    Module("cgi_module", "mod_cgi.so", "mod_cgi.c"),
+    Module("cgid_module", "mod_cgid.so", "mod_cgid.c"),
+    Module("proxy_module", "mod_proxy.so", "mod_proxy.c"),
+    Module("proxy_http_module", "mod_proxy_http.so", "mod_proxy_http.c"),
 )}
 
 

@@ -6,8 +6,9 @@ from the command line, the way mod_wsgi-express does with mod_wsgi.
     tether-express module-config >> /etc/apache2/mods-available/tether.load
 
 Option names and defaults follow mod_wsgi-express.  Its options that
-tether-express does not implement yet are recognised and refused with a
-message naming them, rather than being taken for something else.
+tether-express cannot implement (debug mode, telemetry...) are recognised
+and refused with a message naming them and saying why, rather than being
+taken for something else.
 """
 
 import argparse
@@ -24,49 +25,87 @@ from .access import find_unreadable, resolve_account
 from .apache import Apache, ApacheError, find_modules_dir
 from .express import (DAEMON_DEFAULTS, LOG_LEVELS, SetupError, build,
                       module_config_lines, summary_text, write)
+from .express_site import DEFAULT_MAX_LOG_SIZE, READ_TIMEOUT_DEFAULTS
 from .render import TemplateError
 
 PROG = "tether-express"
 
-# mod_wsgi-express options not implemented yet, by number of values.
+# mod_wsgi-express options tether-express refuses: name -> (number of
+# values, why).
+_NO_DEBUG_MODE = ("tether-express has no single-process debug mode with the "
+                  "console attached")
+_NO_TELEMETRY = "Tether does not implement mod_wsgi's telemetry service"
+_NO_SERVICES = ("Tether has no managed service processes: run the service "
+                "under systemd or another supervisor")
 UNSUPPORTED = {
-    0: ("--allow-localhost",
-        "--enable-sendfile", "--directory-listing", "--error-override",
-        "--compress-responses", "--server-metrics", "--enable-telemetry",
-        "--free-threading", "--startup-log",
-        "--rotate-logs", "--with-cgi", "--orphan-interpreter",
-        "--enable-docs", "--debug-mode", "--enable-debugger",
-        "--debugger-startup", "--enable-coverage", "--enable-profiler",
-        "--enable-recorder", "--enable-gdb"),
-    1: ("--server-name",
-        "--server-alias", "--initial-workers", "--minimum-spare-workers",
-        "--maximum-spare-workers", "--ignore-activity",
-        "--interrupt-timeout", "--proxy-timeout", "--header-timeout",
-        "--header-max-timeout", "--header-min-rate", "--body-timeout",
-        "--body-max-timeout", "--body-min-rate", "--response-flush-delay",
-        "--telemetry-service", "--telemetry-ui-port", "--telemetry-interval",
-        "--slow-requests", "--switch-interval", "--telemetry-options",
-        "--host-access-script", "--auth-user-script", "--auth-type",
-        "--auth-group-script", "--auth-group", "--rewrite-rules",
-        "--envvars-script", "--locale", "--access-log-format",
-        "--error-log-format", "--error-log-name", "--access-log-name",
-        "--startup-log-name", "--max-log-size", "--rotatelogs-executable",
-        "--python-eggs", "--python-warnings", "--shell-executable",
-        "--directory-index", "--allow-override",
-        "--coverage-directory", "--profiler-directory",
-        "--recorder-directory", "--gdb-executable"),
-    2: ("--add-handler", "--error-document", "--proxy-mount-point",
-        "--proxy-virtual-host", "--service-script", "--service-user",
-        "--service-group", "--service-log-file"),
+    "--enable-telemetry": (0, _NO_TELEMETRY),
+    "--telemetry-service": (1, _NO_TELEMETRY),
+    "--telemetry-ui-port": (1, _NO_TELEMETRY),
+    "--telemetry-interval": (1, _NO_TELEMETRY),
+    "--telemetry-options": (1, _NO_TELEMETRY),
+    "--slow-requests": (1, "it feeds mod_wsgi's telemetry service, which "
+                           "Tether does not implement"),
+    "--free-threading": (0, "Tether does not support free-threaded Python "
+                            "builds"),
+    "--debug-mode": (0, _NO_DEBUG_MODE),
+    "--enable-debugger": (0, "Tether has no in-process debugger"),
+    "--debugger-startup": (0, "Tether has no in-process debugger"),
+    "--enable-coverage": (0, "Tether has no built-in coverage collection"),
+    "--coverage-directory": (1, "Tether has no built-in coverage "
+                                "collection"),
+    "--enable-profiler": (0, "Tether has no built-in profiler"),
+    "--profiler-directory": (1, "Tether has no built-in profiler"),
+    "--enable-recorder": (0, "Tether has no request recorder"),
+    "--recorder-directory": (1, "Tether has no request recorder"),
+    "--enable-gdb": (0, "tether-express does not run Apache under gdb "
+                        "(%s)" % _NO_DEBUG_MODE),
+    "--gdb-executable": (1, "tether-express does not run Apache under gdb "
+                            "(%s)" % _NO_DEBUG_MODE),
+    "--enable-docs": (0, "Tether does not bundle mod_wsgi's documentation"),
+    "--service-script": (2, _NO_SERVICES),
+    "--service-user": (2, _NO_SERVICES),
+    "--service-group": (2, _NO_SERVICES),
+    "--service-log-file": (2, _NO_SERVICES),
+    "--interrupt-timeout": (1, "Tether cannot interrupt one request's "
+                               "thread: a --request-timeout restarts the "
+                               "process"),
+    "--response-flush-delay": (1, "Tether passes the response on as the "
+                                  "application yields it, with no flush "
+                                  "delay to tune"),
+    "--ignore-activity": (1, "mod_tether has no WSGIIgnoreActivity: every "
+                             "request counts as activity"),
+    "--switch-interval": (1, "mod_tether has no WSGISwitchInterval: call "
+                             "sys.setswitchinterval() in the WSGI script"),
+    "--python-warnings": (1, "mod_tether has no WSGIPythonWarnings: set "
+                             "warning filters in the WSGI script"),
+    "--rewrite-rules": (1, "tether-express serves the application through "
+                           "WSGIScriptAlias, not from the document root's "
+                           "<Directory> these rules are written for: put "
+                           "rewrite rules in an --include-file"),
+    "--proxy-virtual-host": (2, "tether-express does not make proxying "
+                                "virtual hosts: put a <VirtualHost> with "
+                                "ProxyPass in an --include-file"),
 }
 
 
 class _Unsupported(argparse.Action):
-    """A mod_wsgi-express option tether-express refuses, by name."""
+    """A mod_wsgi-express option tether-express refuses, by name, saying
+    why."""
 
     def __call__(self, parser, namespace, values, option_string=None):
         parser.error("%s is a mod_wsgi-express option that tether-express "
-                     "does not support yet" % option_string)
+                     "does not support: %s"
+                     % (option_string, UNSUPPORTED[option_string][1]))
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number" % text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("%r is not from 0 to 1" % text)
+    return value
 
 
 def _count(text):
@@ -158,6 +197,202 @@ def _add_apache_options(parser):
         help="MIME types file for TypesConfig (default: /etc/mime.types, "
              "/etc/apache2/mime.types or /etc/httpd/conf/mime.types, else "
              "/dev/null)")
+
+
+def _add_site_options(parser):
+    """mod_wsgi-express's options about the site around the application
+    (rendered by tether.express_site)."""
+    names = parser.add_argument_group("Host names")
+    names.add_argument(
+        "--server-name", metavar="HOSTNAME",
+        help="the site's host name (ServerName): requests naming another "
+             "host are refused with 403; a name starting with www. also "
+             "redirects the parent domain to it (default: none, every host "
+             "name is served)")
+    names.add_argument(
+        "--server-alias", metavar="HOSTNAME", action="append",
+        help="another host name of the site, may hold * wildcards "
+             "(ServerAlias); repeatable; needs --server-name (default: none)")
+    names.add_argument(
+        "--allow-localhost", action="store_true",
+        help="with --server-name, still serve requests naming another host "
+             "when they come from this machine (default: off)")
+
+    access = parser.add_argument_group(
+        "Access and authentication",
+        "These scripts run in Apache's children (so Python starts there "
+        "too), in the main interpreter, for every request of the site.")
+    access.add_argument(
+        "--host-access-script", metavar="SCRIPT-PATH",
+        help="a script whose allow_access(environ, host) decides who may "
+             "reach the site (WSGIAccessScript) (default: none)")
+    access.add_argument(
+        "--auth-user-script", metavar="SCRIPT-PATH",
+        help="a script that authenticates every request's user "
+             "(WSGIAuthUserScript): check_password(environ, user, password) "
+             "for Basic, get_realm_hash(environ, user, realm) for Digest; "
+             "--health-url stays open (default: none)")
+    access.add_argument(
+        "--auth-type", metavar="TYPE",
+        help="Basic or Digest, with --auth-user-script (default: Basic)")
+    access.add_argument(
+        "--auth-group-script", metavar="SCRIPT-PATH",
+        help="a script whose groups_for_user(environ, user) must name "
+             "--auth-group (WSGIAuthGroupScript, Require wsgi-group); needs "
+             "--auth-user-script (default: none)")
+    access.add_argument(
+        "--auth-group", metavar="NAME",
+        help="the group --auth-group-script must find the user in "
+             "(default: wsgi)")
+
+    site = parser.add_argument_group("Responses and static files")
+    site.add_argument(
+        "--error-override", action="store_true",
+        help="in daemon mode, replace the application's error responses "
+             "(400 and up) by Apache's, so --error-document applies to them "
+             "(WSGIErrorOverride) (default: off)")
+    site.add_argument(
+        "--error-document", nargs=2, metavar=("STATUS", "URL-PATH"),
+        action="append",
+        help="the URL Apache serves for responses of an error status "
+             "(ErrorDocument); repeatable (default: none)")
+    site.add_argument(
+        "--add-handler", nargs=2, metavar=("EXTENSION", "SCRIPT-PATH"),
+        action="append",
+        help="files of --document-root with this extension are handled by "
+             "handle_request(environ, start_response) of the script "
+             "(WSGIHandlerScript, AddHandler), in the application's process "
+             "group; repeatable (default: none)")
+    site.add_argument(
+        "--directory-index", metavar="FILE-NAME",
+        help="a URL naming a directory of --document-root that holds this "
+             "file is served that file by Apache, as DirectoryIndex would, "
+             "instead of going to the application (default: none)")
+    site.add_argument(
+        "--directory-listing", action="store_true",
+        help="every URL naming a directory of --document-root (including "
+             "/) is served by Apache: its --directory-index file, else a "
+             "listing (default: off)")
+    site.add_argument(
+        "--allow-override", metavar="DIRECTIVE-TYPE", action="append",
+        help="directive types .htaccess files in --document-root may set "
+             "(AllowOverride), e.g. FileInfo or All; repeatable (default: "
+             "None, .htaccess files are ignored)")
+    site.add_argument(
+        "--with-cgi", action="store_true",
+        help="run the executable *.cgi files of --document-root as CGI "
+             "scripts (mod_cgid, or mod_cgi under prefork) (default: off)")
+    site.add_argument(
+        "--proxy-mount-point", nargs=2, metavar=("URL-PATH", "URL"),
+        action="append",
+        help="pass requests under URL-PATH on to another server at URL "
+             "(mod_proxy's ProxyPass and ProxyPassReverse); repeatable "
+             "(default: none)")
+    site.add_argument(
+        "--proxy-timeout", type=_count, metavar="SECONDS",
+        help="seconds mod_proxy waits for those servers (ProxyTimeout) "
+             "(default: --socket-timeout's value)")
+    site.add_argument(
+        "--compress-responses", action="store_true",
+        help="compress text responses (HTML, CSS, JavaScript, JSON, XML, "
+             "plain text) with gzip for clients that accept it "
+             "(mod_deflate) (default: off)")
+    site.add_argument(
+        "--enable-sendfile", action="store_true",
+        help="send static files and the application's wsgi.file_wrapper "
+             "files with sendfile() (EnableSendfile, WSGIEnableSendfile); "
+             "only where the kernel and file system support it "
+             "(default: off)")
+
+    reads = parser.add_argument_group(
+        "Request read timeouts",
+        "mod_reqtimeout's RequestReadTimeout: giving any of these loads it, "
+        "with the defaults below for the others; without them Apache's "
+        "Timeout (60 seconds) applies.  0 turns a timeout or rate off.")
+    for name, metavar, text in (
+            ("--header-timeout", "SECONDS",
+             "seconds to receive the request line and headers"),
+            ("--header-max-timeout", "SECONDS",
+             "most seconds the header timeout may grow to"),
+            ("--header-min-rate", "BYTES",
+             "bytes of headers that add a second to the header timeout"),
+            ("--body-timeout", "SECONDS",
+             "seconds to receive the request body"),
+            ("--body-max-timeout", "SECONDS",
+             "most seconds the body timeout may grow to, 0 for no limit"),
+            ("--body-min-rate", "BYTES",
+             "bytes of body that add a second to the body timeout")):
+        default = READ_TIMEOUT_DEFAULTS[name[2:].replace("-", "_")]
+        reads.add_argument(name, type=_count, metavar=metavar,
+                           help="%s (default: %d)" % (text, default))
+
+    logs = parser.add_argument_group("Log names, formats and rotation")
+    logs.add_argument(
+        "--error-log-name", metavar="FILE-NAME",
+        help="name of the error log in the log directory "
+             "(default: error_log)")
+    logs.add_argument(
+        "--access-log-name", metavar="FILE-NAME",
+        help="name of the access log in the log directory "
+             "(default: access_log)")
+    logs.add_argument(
+        "--access-log-format", metavar="FORMAT",
+        help="format of the access log's lines: common, combined or an "
+             "Apache LogFormat string (default: common)")
+    logs.add_argument(
+        "--error-log-format", metavar="FORMAT",
+        help="format of the error log's lines (ErrorLogFormat) (default: "
+             "Apache's)")
+    logs.add_argument(
+        "--startup-log", action="store_true",
+        help="write Apache's start-up errors to a log file of their own "
+             "(httpd -E) (default: off)")
+    logs.add_argument(
+        "--startup-log-name", metavar="FILE-NAME",
+        help="name of that file in the log directory (default: "
+             "startup_log)")
+    logs.add_argument(
+        "--rotate-logs", action="store_true",
+        help="write the logs through Apache's rotatelogs, which starts a new "
+             "file, named with the time, when one reaches --max-log-size "
+             "(default: off)")
+    logs.add_argument(
+        "--max-log-size", type=_count, metavar="MB",
+        help="megabytes after which --rotate-logs starts a new file "
+             "(default: %d)" % DEFAULT_MAX_LOG_SIZE)
+    logs.add_argument(
+        "--rotatelogs-executable", metavar="FILE-PATH",
+        help="the rotatelogs program (default: rotatelogs on PATH or in "
+             "/usr/bin, /usr/sbin)")
+
+    env = parser.add_argument_group("Process environment")
+    env.add_argument(
+        "--locale", metavar="NAME",
+        help="the locale of Apache and the daemon processes (LANG and "
+             "LC_ALL; lang= and locale= of WSGIDaemonProcess), e.g. "
+             "C.UTF-8 (default: the environment's)")
+    env.add_argument(
+        "--python-eggs", metavar="DIRECTORY-PATH",
+        help="where Python eggs are unpacked (python-eggs= of "
+             "WSGIDaemonProcess; PYTHON_EGG_CACHE in embedded mode) "
+             "(default: none)")
+    env.add_argument(
+        "--server-metrics", action="store_true",
+        help="let the application's mod_wsgi.server_metrics() report "
+             "Tether's process table (WSGIServerMetrics On, server-metrics=On "
+             "of WSGIDaemonProcess) (default: off)")
+    env.add_argument(
+        "--envvars-script", metavar="FILE-PATH",
+        help="a shell script sourced before Apache starts (by start-server "
+             "and apachectl), to set environment variables (default: none)")
+    env.add_argument(
+        "--shell-executable", metavar="FILE-PATH",
+        help="the shell the apachectl script runs with (default: /bin/sh)")
+    env.add_argument(
+        "--orphan-interpreter", action="store_true",
+        help="accepted for mod_wsgi-express's sake: Tether never destroys "
+             "the interpreters when a process exits (it runs their atexit "
+             "functions), so this changes nothing (default: off)")
 
 
 def _add_server_options(parser):
@@ -353,6 +588,17 @@ def _add_server_options(parser):
              "rounded up to whole Apache processes (default: daemon mode 1.5 "
              "x processes x threads + 10, at least 20; embedded mode "
              "processes x threads)")
+    for name, what in (
+            ("--initial-workers", "Apache's processes started at first "
+             "(StartServers)"),
+            ("--minimum-spare-workers", "idle workers Apache keeps at least "
+             "(MinSpareThreads, MinSpareServers)"),
+            ("--maximum-spare-workers", "idle workers Apache keeps at most "
+             "(MaxSpareThreads, MaxSpareServers)")):
+        proc.add_argument(
+            name, type=_fraction, metavar="NUMBER",
+            help="daemon mode: %s, as a fraction (0 to 1) of --max-clients "
+                 "(default: tether-express's sizing for the MPM)" % what)
     proc.add_argument(
         "--server-mpm", choices=("event", "worker", "prefork"),
         help="Apache MPM to use (default: the first of event, worker, "
@@ -442,16 +688,16 @@ def _add_server_options(parser):
              "SERVER-ROOT/apachectl (default: off)")
     _add_apache_options(parser)
 
-    for nargs, names in UNSUPPORTED.items():
-        for name in names:
-            parser.add_argument(name, nargs=nargs or 0, action=_Unsupported,
-                                help=argparse.SUPPRESS)
+    _add_site_options(parser)
+    for name, (nargs, _) in UNSUPPORTED.items():
+        parser.add_argument(name, nargs=nargs, action=_Unsupported,
+                            help=argparse.SUPPRESS)
 
 
 _SERVER_EPILOG = (
-    "Options of mod_wsgi-express that tether-express does not implement yet "
-    "(HTTPS, authentication scripts, log rotation, debugging...) are "
-    "refused with an error naming them.")
+    "Options of mod_wsgi-express that tether-express cannot implement "
+    "(debug mode, telemetry, managed services...) are refused with an error "
+    "naming them and saying why.")
 
 
 def make_parser():
@@ -610,14 +856,25 @@ def cmd_start_server(args):
         raise SetupError(str(problem))
     _print_summary(setup)
     command = supervise.foreground_command(setup.httpd, setup.conf)
+    command += setup.httpd_args
+    os.environ.update(setup.environment)
     if setup.process_name:
         command = named_command(command, setup.process_name)
+    if setup.envvars_script:
+        command = sourcing_command(command, setup.envvars_script)
     status = supervise.run(command, cwd=setup.working_directory)
     if status != 0:
         print("%s: Apache exited with status %d" % (PROG, status),
               file=sys.stderr)
         _show_log_tail(setup.error_log)
     return status
+
+
+def sourcing_command(command, script):
+    """`command` run after a shell sources `script` (--envvars-script):
+    the shell then execs it, so the signals start-server forwards reach
+    Apache."""
+    return ["/bin/sh", "-c", '. "$0" && exec "$@"', script] + list(command)
 
 
 def named_command(command, name):

@@ -278,6 +278,9 @@ class ServerSetup:
         self.process_name = None    # --process-name: Apache's parent's
         self.socket_dir = None      # daemon mode: where the sockets go
         self.daemon_home = None     # ... and where the daemons start
+        self.httpd_args = []        # more httpd arguments (--startup-log)
+        self.environment = {}       # Apache's environment (--locale)
+        self.envvars_script = None  # sourced before Apache starts
 
 
 def _positive(name, value, minimum=1):
@@ -353,7 +356,8 @@ def daemon_only_options(args):
 
 
 def _daemon_group(args, setup, blocks, port, daemon, python_path,
-                  working_directory_unreadable):
+                  working_directory_unreadable, restrict_embedded=True,
+                  extra_options=""):
     """The daemon_group block (WSGIDaemonProcess and friends); records the
     group, its title, socket directory and home in `setup`."""
     group = args.process_group or default_process_group(args.host, port)
@@ -387,6 +391,8 @@ def _daemon_group(args, setup, blocks, port, daemon, python_path,
     processes = args.processes
     return blocks.render(
         "daemon_group",
+        RESTRICT_EMBEDDED="On" if restrict_embedded else "Off",
+        DAEMON_OPTIONS=extra_options,
         GROUP=apache_escape(group),
         DISPLAY_NAME=option_escape(setup.display_name),
         SOCKET_PREFIX=apache_escape(socket_prefix),
@@ -645,6 +651,7 @@ def build(args, apache, account, module_path, account_note=None,
     account cannot enter), the daemon processes start in the server root
     instead.  Raises SetupError or ApacheError with a message for the user.
     """
+    from . import express_site as site
     setup = ServerSetup()
     blocks = Blocks("blocks.conf.in")
     if command_line is None:
@@ -712,18 +719,35 @@ def build(args, apache, account, module_path, account_note=None,
     log_dir = os.path.abspath(log_dir or os.path.join(server_root, "logs"))
     if not to_terminal:
         setup.dirs.append(log_dir)
+    error_name, access_name = site.log_names(args)
     error_log = "/dev/stderr" if to_terminal else os.path.join(
-        log_dir, "error_log")
+        log_dir, error_name)
     setup.error_log = None if to_terminal else error_log
     access_log = None
     if args.access_log:
         access_log = "/dev/stdout" if to_terminal else os.path.join(
-            log_dir, "access_log")
-    if getattr(args, "log_format", "text") == "json":
+            log_dir, access_name)
+    json_logs = getattr(args, "log_format", "text") == "json"
+    if json_logs:
         error_log = log_pipe("error", "-" if to_terminal else error_log)
         if access_log:
             access_log = log_pipe("access",
                                   "-" if to_terminal else access_log)
+    rotate = site.rotating(args, setup, to_terminal, json_logs)
+    if rotate is not None:
+        setup.error_log = None      # its name changes with each file
+        error_log = rotate(error_log)
+        if access_log:
+            access_log = rotate(access_log)
+    startup_log = site.startup_log(args, setup, log_dir, to_terminal)
+    if startup_log:
+        setup.httpd_args = ["-E", startup_log]
+    setup.environment = site.environment(args, mode)
+    setup.envvars_script = site.envvars_script(args)
+    if mode == "embedded":
+        for option in site.given_worker_fractions(args):
+            setup.warnings.append("%s only applies to daemon mode: it has "
+                                  "no effect with --embedded-mode" % option)
     pid_file = os.path.abspath(args.pid_file or os.path.join(
         server_root, "httpd.pid"))
 
@@ -778,11 +802,26 @@ def build(args, apache, account, module_path, account_note=None,
         wanted.append("rewrite_module")
         why["rewrite_module"] = "--document-root"
     extras = _Extras()
-    _https(args, extras, blocks, setup, port, _host_name(args.host),
+    _https(args, extras, blocks, setup, port,
+           args.server_name or _host_name(args.host),
            bool(args.document_root))
     _front_end(args, extras, blocks)
     _http2(args, extras, blocks, setup, apache, mpm)
     _observability(args, extras, blocks)
+    if mode == "daemon":
+        handler_options = ' process-group="%s" application-group="%s"' % (
+            option_escape(args.process_group or
+                          default_process_group(args.host, port)),
+            option_escape(args.application_group))
+    else:
+        handler_options = ' application-group="%s"' % option_escape(
+            args.application_group)
+    site_options = site.site_options(
+        args, extras, blocks, setup, mode=mode, mpm=mpm, port=port,
+        host_name=_host_name(args.host),
+        document_root=document_root,
+        rewrite=bool(args.document_root or args.https_only),
+        handler_options=handler_options)
     for name, option in extras.modules.items():
         if name not in wanted:
             wanted.append(name)
@@ -795,6 +834,7 @@ def build(args, apache, account, module_path, account_note=None,
 
     if mode == "daemon":
         sizing = daemon_mpm_sizing(mpm, processes, threads, args.max_clients)
+        site.spare_workers(args, sizing)
         note = blocks.render("mpm_note_daemon", DAEMON_CAPACITY=processes *
                              threads, **sizing)
     elif mpm == "prefork":
@@ -824,10 +864,16 @@ def build(args, apache, account, module_path, account_note=None,
         reloading = args.reload_on_changes and not args.disable_reloading
     if mode == "daemon":
         # Python is set up on the group; Apache's children start none.
-        daemon_group = _daemon_group(args, setup, blocks, port, daemon,
-                                     python_path,
-                                     working_directory_unreadable)
+        daemon_group = _daemon_group(
+            args, setup, blocks, port, daemon, python_path,
+            working_directory_unreadable,
+            restrict_embedded=not site_options.python_in_children,
+            extra_options=site_options.daemon_options)
         python_path_block = ""
+        if site_options.python_in_children:
+            # The hook scripts run in Apache's children.
+            python_path_block = blocks.render(
+                "python_path", PATH=apache_escape(":".join(python_path)))
     else:
         daemon_group = ""
         python_path_block = blocks.render(
@@ -866,6 +912,7 @@ def build(args, apache, account, module_path, account_note=None,
             for url, _ in aliases)
         static_files = blocks.render(
             "static_files", EXCLUDE=exclude,
+            DIRECTORY_RULES=site_options.directory_rules,
             DOCUMENT_ROOT=apache_escape(_rewrite_escape(document_root)))
 
     url_aliases = []
@@ -896,7 +943,10 @@ def build(args, apache, account, module_path, account_note=None,
         "0.0.0.0", "::", "*") else "localhost"
     if ":" in server_name:
         server_name = "[%s]" % server_name
+    server_name = args.server_name or server_name
 
+    access_format, access_nickname = site.access_log_format(
+        args, blocks, setup, access_log)
     httpd_conf = render_template(
         "httpd.conf.in",
         VERSION=__version__,
@@ -917,8 +967,9 @@ def build(args, apache, account, module_path, account_note=None,
         ERROR_LOG=apache_escape(error_log),
         LOG_LEVEL=args.log_level,
         ACCESS_LOG=blocks.render(
-            "access_log_json" if getattr(args, "log_format", "text") == "json"
-            else "access_log", PATH=apache_escape(access_log))
+            "access_log_json" if json_logs else "access_log",
+            PATH=apache_escape(access_log), CUSTOM_FORMAT=access_format,
+            NICKNAME=access_nickname)
         if access_log else "",
         DOCUMENT_ROOT=apache_escape(document_root),
         PYTHON_HOME=apache_escape(python_home()),
@@ -935,11 +986,19 @@ def build(args, apache, account, module_path, account_note=None,
 
     apachectl = render_template(
         "apachectl.in",
+        SHELL=site.shell(args),
+        ENVVARS_SH=". %s" % shlex.quote(setup.envvars_script)
+        if setup.envvars_script else "",
         VERSION=__version__,
         COMMAND_LINE=command_line,
         SERVER_ROOT_SH=shlex.quote(server_root),
         HTTPD_SH=shlex.quote(apache.httpd),
         CONF_SH=shlex.quote(conf),
+        ENVIRONMENT_SH="\n".join(
+            "%s=%s; export %s" % (name, shlex.quote(value), name)
+            for name, value in sorted(setup.environment.items())),
+        HTTPD_ARGS_SH="".join(" " + shlex.quote(a)
+                              for a in setup.httpd_args),
         WORKING_DIRECTORY_SH=shlex.quote(working_directory))
     setup.files[os.path.join(server_root, "apachectl")] = (apachectl, 0o755)
 
@@ -983,7 +1042,8 @@ def build(args, apache, account, module_path, account_note=None,
             args.entry_point or args.script, callable_object, script),
     }[app_type]
     summary = [
-        ("Server URL", _url(args.host, port, mount_point if
+        ("Server URL", _url(args.server_name or args.host, port,
+                            mount_point if
                             mount_point.endswith("/") else mount_point + "/")),
         ("Server Root", server_root),
         ("Server Conf", conf),
@@ -1001,11 +1061,16 @@ def build(args, apache, account, module_path, account_note=None,
     if setup.process_name:
         summary.append(("Process Name", setup.process_name))
     summary.append(("Error Log", "terminal (%s)" % args.log_level
-                    if to_terminal else "%s (%s)" % (error_log,
-                                                     args.log_level)))
+                    if to_terminal else "%s (%s)" % (
+                        os.path.join(log_dir, error_name) + (
+                            ".* (rotated)" if rotate else ""),
+                        args.log_level)))
     if access_log:
         summary.append(("Access Log", "terminal" if to_terminal
-                        else access_log))
+                        else os.path.join(log_dir, access_name) + (
+                            ".* (rotated)" if rotate else "")))
+    if startup_log:
+        summary.append(("Startup Log", startup_log))
     if args.document_root:
         summary.append(("Document Root", document_root))
     summary += extras.summary
