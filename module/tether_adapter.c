@@ -700,7 +700,7 @@ static int output_file(adapter_t *ad, filewrapper_t *fw)
     }
     apr_pool_cleanup_register(r->pool, dupfd, close_fd,
                               apr_pool_cleanup_null);
-    if (tether_dispatch_sendfile(r)) {
+    if (tether_dispatch_sendfile(r, 0)) {
         flags |= APR_FOPEN_SENDFILE_ENABLED;
     }
     apr_os_file_put(&file, dupfd, flags, r->pool);

@@ -25,6 +25,8 @@
 /* Response bytes gathered before they are passed on without a flush,
  * unless the group's response-buffer-size says otherwise. */
 #define RELAY_BATCH (128 * 1024)
+/* A RESP_BODY frame is read from the daemon this much at a time. */
+#define BODY_PIECE (64 * 1024)
 
 /*
  * Idle connections, first in first out: each request takes the one idle
@@ -557,34 +559,42 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
         case TETHER_WIRE_RESP_BODY: {
             char *data;
             apr_bucket *e;
+            apr_size_t left;
 
             if (!head_seen) {
                 rv = APR_EGENERAL;
                 break;
             }
-            if (h.length == 0) {
-                continue;
+            /* A frame can be as large as the application's item (up to
+             * 16 MiB): it is read and passed on in pieces, so Apache
+             * never holds more than a piece and a batch of it. */
+            for (left = h.length; left > 0 && rv == APR_SUCCESS; ) {
+                apr_size_t n = left < BODY_PIECE ? left : BODY_PIECE;
+
+                if (!(data = apr_bucket_alloc(n, ba))) {
+                    rv = APR_ENOMEM;
+                    break;
+                }
+                if ((rv = tether_conn_read(c, data, n)) != APR_SUCCESS) {
+                    apr_bucket_free(data);
+                    break;
+                }
+                e = apr_bucket_heap_create(data, n, apr_bucket_free, ba);
+                APR_BRIGADE_INSERT_TAIL(out, e);
+                batched += n;
+                left -= n;
+                if ((rv = relay(r, g, c, out, &batched)) != APR_SUCCESS) {
+                    /* The client went away: the daemon is mid-response,
+                     * so this connection cannot be reused. */
+                    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
+                                  TETHER_LOGNO(0504) "client gone while "
+                                  "relaying the response of daemon group "
+                                  "'%s'", g->name);
+                    return X_ABORTED;
+                }
             }
-            data = apr_bucket_alloc(h.length, ba);
-            if (!data) {
-                rv = APR_ENOMEM;
+            if (rv != APR_SUCCESS) {
                 break;
-            }
-            if ((rv = tether_conn_read(c, data, h.length)) != APR_SUCCESS) {
-                apr_bucket_free(data);
-                break;
-            }
-            e = apr_bucket_heap_create(data, h.length, apr_bucket_free, ba);
-            APR_BRIGADE_INSERT_TAIL(out, e);
-            batched += h.length;
-            if ((rv = relay(r, g, c, out, &batched)) != APR_SUCCESS) {
-                /* The client went away: the daemon is mid-response, so
-                 * this connection cannot be reused. */
-                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
-                              TETHER_LOGNO(0504) "client gone while "
-                              "relaying the response of daemon group '%s'",
-                              g->name);
-                return X_ABORTED;
             }
             continue;
         }
@@ -606,7 +616,7 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
             apr_pool_cleanup_register(r->pool, (void *)(apr_uintptr_t)fd,
                                       close_fd, apr_pool_cleanup_null);
             apr_os_file_put(&file, &fd, APR_FOPEN_READ
-                            | (tether_dispatch_sendfile(r)
+                            | (tether_dispatch_sendfile(r, 1)
                                ? APR_FOPEN_SENDFILE_ENABLED : 0), r->pool);
             apr_brigade_insert_file(out, file, (apr_off_t)off,
                                     (apr_off_t)len, r->pool);

@@ -379,7 +379,13 @@ int tether_dispatch_run(request_rec *r, tether_request_t *req,
     return OK;
 }
 
-int tether_dispatch_sendfile(request_rec *r)
+/*
+ * WSGIEnableSendfile if set, else Apache's EnableSendfile if set.  With
+ * neither, embedded mode follows Apache's default (Off), while a file a
+ * daemon passes goes with sendfile: mapping it instead would count every
+ * concurrent response's file pages in the child's resident size.
+ */
+int tether_dispatch_sendfile(request_rec *r, int daemon)
 {
     int mine = tether_config_dir(r)->enable_sendfile;
     core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
@@ -387,7 +393,10 @@ int tether_dispatch_sendfile(request_rec *r)
     if (mine != TETHER_UNSET) {
         return mine;
     }
-    return core->enable_sendfile == ENABLE_SENDFILE_ON;
+    if (core->enable_sendfile != ENABLE_SENDFILE_UNSET) {
+        return core->enable_sendfile == ENABLE_SENDFILE_ON;
+    }
+    return daemon;
 }
 
 /* ------------------------------------------------------------------------

@@ -281,9 +281,9 @@ const tether_script_t *tether_dispatch_handler_script(request_rec *r);
  */
 int tether_dispatch_run(request_rec *r, tether_request_t *req,
                         int fixed_callable);
-/* Whether a file may go out with sendfile(): WSGIEnableSendfile, or when
- * unset Apache's EnableSendfile. */
-int tether_dispatch_sendfile(request_rec *r);
+/* Whether a file may go out with sendfile(): WSGIEnableSendfile, else
+ * Apache's EnableSendfile, else only for a file a daemon passed. */
+int tether_dispatch_sendfile(request_rec *r, int daemon);
 /* WSGIErrorOverride On: a daemon's error response (status >= 400) is
  * replaced by Apache's own (ErrorDocument).  Adds the filter that does it. */
 void tether_dispatch_error_override(request_rec *r);

@@ -289,6 +289,14 @@ def big(environ, start_response, q):
     return (CHUNK for _ in range(count))
 
 
+def big_item(environ, start_response, q):
+    """One item of `mb` MiB: in daemon mode a single frame that large."""
+    body = bytes(range(256)) * (int(q["mb"]) * 4096)
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def rss(environ, start_response, q):
     body = json.dumps({
         "pid": os.getpid(),
@@ -323,6 +331,7 @@ ROUTES = {
     "/stash": stash,
     "/use-stale": use_stale,
     "/big": big,
+    "/big-item": big_item,
     "/rss": rss,
 }
 

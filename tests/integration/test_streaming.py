@@ -219,6 +219,20 @@ def assert_children_bounded(server, before, what, limit_kb):
         "peak RSS of Apache children grew by %s KiB %s" % (growth, what)
 
 
+def test_daemon_large_item_relayed_in_pieces(daemon_server):
+    """A 12 MiB item travels as one 12 MiB frame; the Apache child reads
+    and passes it on in pieces, never holding it whole."""
+    server = daemon_server
+    assert server.get("/resp/big-item?mb=1").status == 200
+    before = children_peaks(server)
+    for _ in range(3):
+        resp = server.get("/resp/big-item?mb=12")
+        assert resp.status == 200
+        assert resp.body == bytes(range(256)) * (12 * 4096)
+    assert_children_bounded(server, before, "relaying 12 MiB items",
+                            4 * 1024)
+
+
 def read_big_response(server, megabytes):
     """Streams /resp/big through http.client 64 KiB at a time.
 
