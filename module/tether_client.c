@@ -16,15 +16,16 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <unistd.h>
 
 /* Body bytes read from the client per BODY_WANT, at most. */
-#define CLIENT_READ_MAX (256 * 1024)
+#define CLIENT_READ_MAX (32 * 1024)
 /* Response bytes gathered before they are passed on without a flush,
  * unless the group's response-buffer-size says otherwise. */
-#define RELAY_BATCH (128 * 1024)
+#define RELAY_BATCH (64 * 1024)
 /* A RESP_BODY frame is read from the daemon this much at a time. */
 #define BODY_PIECE (64 * 1024)
 
@@ -199,16 +200,60 @@ static apr_status_t send_head(request_rec *r, tether_conn_t *c,
     return tether_conn_send(c, TETHER_WIRE_REQ_HEAD, 0, buf, size);
 }
 
+/* Answers BODY_WANT with REQ_BODY from the data buckets of bb, written
+ * straight from them; a brigade of too many small buckets is gathered
+ * into one block first. */
+static apr_status_t send_bucket_data(request_rec *r, tether_conn_t *c,
+                                     apr_bucket_brigade *bb, int *body_done)
+{
+    struct iovec parts[TETHER_CONN_MAX_PARTS];
+    int n = 0;
+    apr_bucket *e;
+
+    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
+         e = APR_BUCKET_NEXT(e)) {
+        const char *data;
+        apr_size_t len;
+
+        if (APR_BUCKET_IS_METADATA(e)) {
+            continue;
+        }
+        if (apr_bucket_read(e, &data, &len, APR_BLOCK_READ)
+                != APR_SUCCESS) {
+            *body_done = 1;
+            return tether_conn_send(c, TETHER_WIRE_REQ_ABORT, 0, NULL, 0);
+        }
+        if (len == 0) {
+            continue;
+        }
+        if (n == TETHER_CONN_MAX_PARTS) {
+            char *block;
+            apr_size_t size;
+
+            if (apr_brigade_pflatten(bb, &block, &size, r->pool)
+                    != APR_SUCCESS) {
+                *body_done = 1;
+                return tether_conn_send(c, TETHER_WIRE_REQ_ABORT, 0, NULL,
+                                        0);
+            }
+            return tether_conn_send(c, TETHER_WIRE_REQ_BODY, 0, block,
+                                    size);
+        }
+        parts[n].iov_base = (void *)data;
+        parts[n++].iov_len = len;
+    }
+    return tether_conn_sendv(c, TETHER_WIRE_REQ_BODY, 0, parts, n);
+}
+
 /*
  * Answers BODY_WANT with exactly one frame: REQ_BODY with up to `want`
  * bytes from the client, REQ_END at the end of the body, or REQ_ABORT.
  */
 static apr_status_t send_body(request_rec *r, tether_conn_t *c,
-                              apr_bucket_brigade *bb, char **buf,
-                              apr_size_t want, int *body_done,
-                              int *rejected)
+                              apr_bucket_brigade *bb, apr_size_t want,
+                              int *body_done, int *rejected)
 {
-    apr_size_t len = 0;
+    apr_off_t len = 0;
     apr_status_t rv;
     apr_bucket *e;
 
@@ -241,23 +286,27 @@ static apr_status_t send_body(request_rec *r, tether_conn_t *c,
             break;
         }
     }
-    if (!*buf) {
-        *buf = apr_palloc(r->pool, CLIENT_READ_MAX);
+    rv = apr_brigade_length(bb, 1, &len);
+    if (rv == APR_SUCCESS && len > (apr_off_t)want) {
+        rv = APR_EGENERAL;
     }
-    len = CLIENT_READ_MAX;
-    rv = apr_brigade_flatten(bb, *buf, &len);
-    apr_brigade_cleanup(bb);
     if (rv != APR_SUCCESS) {
+        apr_brigade_cleanup(bb);
         *body_done = 1;
         return tether_conn_send(c, TETHER_WIRE_REQ_ABORT, 0, NULL, 0);
     }
     if (len == 0) {
         /* No data: the body ended (the daemon learns it now). */
+        apr_brigade_cleanup(bb);
         *body_done = 1;
         return tether_conn_send(c, TETHER_WIRE_REQ_END, 0, NULL, 0);
     }
-    /* With data, an end seen alongside is told on the next BODY_WANT. */
-    return tether_conn_send(c, TETHER_WIRE_REQ_BODY, 0, *buf, len);
+    /* With data, an end seen alongside is told on the next BODY_WANT.
+     * The data goes from Apache's buckets to the socket: no copy, and no
+     * buffer of this module's per request. */
+    rv = send_bucket_data(r, c, bb, body_done);
+    apr_brigade_cleanup(bb);
+    return rv;
 }
 
 /* Applies RESP_HEAD to r.  Returns OK or an HTTP status. */
@@ -432,7 +481,6 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
     apr_bucket_brigade *in = apr_brigade_create(r->pool, ba);
     apr_bucket_brigade *out = apr_brigade_create(r->pool, ba);
     apr_size_t batched = 0;
-    char *body_buf = NULL;
     int body_done = 0, body_asked = 0, head_seen = 0, rejected = 0;
     tether_wire_header_t h;
     apr_status_t rv;
@@ -516,8 +564,7 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
                 rv = APR_EGENERAL;
             }
             if (rv == APR_SUCCESS) {
-                rv = send_body(r, c, in, &body_buf, want, &body_done,
-                               &rejected);
+                rv = send_body(r, c, in, want, &body_done, &rejected);
             }
             continue;
         }
@@ -571,15 +618,18 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
             for (left = h.length; left > 0 && rv == APR_SUCCESS; ) {
                 apr_size_t n = left < BODY_PIECE ? left : BODY_PIECE;
 
-                if (!(data = apr_bucket_alloc(n, ba))) {
+                /* malloc, not apr_bucket_alloc: the bucket allocator
+                 * keeps freed 64 KiB blocks for its connection, so each
+                 * keep-alive connection would hold a piece for good. */
+                if (!(data = malloc(n))) {
                     rv = APR_ENOMEM;
                     break;
                 }
                 if ((rv = tether_conn_read(c, data, n)) != APR_SUCCESS) {
-                    apr_bucket_free(data);
+                    free(data);
                     break;
                 }
-                e = apr_bucket_heap_create(data, n, apr_bucket_free, ba);
+                e = apr_bucket_heap_create(data, n, free, ba);
                 APR_BRIGADE_INSERT_TAIL(out, e);
                 batched += n;
                 left -= n;

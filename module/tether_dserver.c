@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -345,13 +346,18 @@ static apr_status_t wire_in(ap_filter_t *f, apr_bucket_brigade *bb,
         if (h.length == 0 || h.length > (uint32_t)readbytes) {
             break;
         }
-        data = apr_bucket_alloc(h.length, ba);
+        /* malloc, not apr_bucket_alloc: the connection's bucket
+         * allocator would keep the freed block for as long as Apache's
+         * child keeps the connection, one per connection. */
+        if (!(data = malloc(h.length))) {
+            return w->body_error = APR_ENOMEM;
+        }
         if ((rv = tether_conn_read(w->c, data, h.length)) != APR_SUCCESS) {
-            apr_bucket_free(data);
+            free(data);
             return w->body_error = rv;
         }
         APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_heap_create(
-                                    data, h.length, apr_bucket_free, ba));
+                                    data, h.length, free, ba));
         return APR_SUCCESS;
     default:
         break;

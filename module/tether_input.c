@@ -9,6 +9,8 @@
 
 /* Look-ahead kept for readline(); reads at least this big bypass it. */
 #define INPUT_BUFSIZE 8192
+/* Body bytes asked of Apache's input filters per call, at most. */
+#define INPUT_READ_STEP (32 * 1024)
 /* First allocation of a read() whose length is not known in advance. */
 #define INPUT_CHUNK 65536
 
@@ -31,8 +33,15 @@ static apr_status_t input_fetch_nogil(adapter_t *ad, char *dst,
     *got = 0;
     while ((*got == 0 || (fill && *got < want)) && !ad->in_eof) {
         if (APR_BRIGADE_EMPTY(bb)) {
+            apr_size_t step = want - *got;
+
+            /* In steps: what one call returns sits in buckets that the
+             * connection's allocator keeps once freed. */
+            if (step > INPUT_READ_STEP) {
+                step = INPUT_READ_STEP;
+            }
             rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
-                                APR_BLOCK_READ, (apr_off_t)(want - *got));
+                                APR_BLOCK_READ, (apr_off_t)step);
             if (rv != APR_SUCCESS) {
                 apr_brigade_cleanup(bb);
                 return rv;

@@ -28,11 +28,13 @@ that was running (conftest.py) or the stop of the server.
 """
 
 import contextlib
+import errno
 import grp
 import http.client
 import json
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -388,8 +390,46 @@ def format_sanitizer_reports(reports, where):
 
 # --- small utilities ---------------------------------------------------------
 
+_PORTS_GIVEN = set()
+
+
+def _ephemeral_low():
+    """The first port of the kernel's ephemeral (outgoing) range."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port):
+    """True if port can be bound on every address Apache listens on."""
+    for family, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                sock.bind((addr, port))
+        except OSError as exc:
+            if family == socket.AF_INET6 and exc.errno in (
+                    errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                continue
+            return False
+    return True
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port that nothing listens on right now.
+
+    It is taken below the ephemeral range, so that the outgoing
+    connections of a busy test (thousands of clients) cannot take it
+    between this call and Apache's bind, and never the same twice in one
+    run."""
+    high = min(_ephemeral_low(), 65536)
+    low = max(1024, high - 20000)
+    for _ in range(200):
+        port = random.randrange(low, high)
+        if port not in _PORTS_GIVEN and _bindable(port):
+            _PORTS_GIVEN.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -841,6 +881,9 @@ class ApacheServer:
             mark = self.log_mark()
             result = self._httpd("-k", "start")
             if result.returncode != 0:
+                if ("Address already in use" in result.stdout + result.stderr
+                        and attempt < 2):
+                    continue
                 raise HarnessError(
                     "httpd -k start failed (exit %d):\n%s%s\n--- error_log:\n%s"
                     % (result.returncode, result.stdout, result.stderr,

@@ -1017,7 +1017,10 @@ def test_idle_keepalive_connections_10000_against_daemon_mode(httpd_env,
                 assert count is None or count < 500, fds
             grown = {pid: kb - daemon_rss.get(pid, kb)
                      for pid, kb in rss_of(daemons).items()}
-            assert max(grown.values(), default=0) < 16 * 1024, grown
+            # Under AddressSanitizer every allocation carries redzones and
+            # freed memory sits in its quarantine, so the bound is wider.
+            bound = (64 if harness.sanitize_enabled() else 16) * 1024
+            assert max(grown.values(), default=0) < bound, grown
         finally:
             for sock in socks:
                 sock.close()

@@ -233,6 +233,15 @@ def test_input_chunked_request_read_all(server):
     assert result["content_length"] in (None, "")
 
 
+def test_input_chunked_request_many_small_chunks(server):
+    """Thousands of tiny chunks in one write: Apache hands them over as
+    many small buckets (daemon mode gathers them into one frame past
+    its limit of pieces per frame)."""
+    pieces = [b"%d," % i for i in range(3000)]
+    result = json_of(post_chunked(server, "/chunked/read-all", pieces))
+    assert result["data"] == latin1(b"".join(pieces))
+
+
 def test_input_chunked_request_read_size(server):
     pieces = [b"0123", b"45678", b"9"]
     result = json_of(post_chunked(server, "/chunked/read?n=3", pieces))
