@@ -297,8 +297,9 @@ def python_paths_apache_reads(module_path):
 #    free) up to this much per process, not the default 256 MB, so that the
 #    tests of bounded memory measure Tether rather than the quarantine.
 #  The UBSan runtime dies on its first report too, with a stack trace.
+SANITIZE_QUARANTINE_MB = 4
 SANITIZE_ASAN_OPTIONS = ("detect_leaks=0:halt_on_error=1:abort_on_error=1:"
-                         "quarantine_size_mb=4")
+                         "quarantine_size_mb=%d" % SANITIZE_QUARANTINE_MB)
 SANITIZE_UBSAN_OPTIONS = "print_stacktrace=1:halt_on_error=1"
 SANITIZER_DIR = "sanitizer"
 SANITIZER_REPORT = re.compile(r"^(asan|ubsan)\.\d+$")
