@@ -264,6 +264,8 @@ class ServerSetup:
         self.server_root = None
         self.files = {}         # absolute path -> (text, mode)
         self.dirs = []          # directories to create
+        self.owned_dirs = {}    # directory -> (uid, gid) it is given to
+                                # when made by root (--python-eggs)
         self.needs = []         # access.Need: what Apache's children read
         self.soft_needs = []    # the same, but only worth a warning
         self.summary = []       # (label, value)
@@ -507,10 +509,24 @@ def _https(args, extras, blocks, setup, port, host_name, rewrite):
                                   "--https-only: no header is sent")
     if rewrite:
         options.append(blocks.render("rewrite_inherit"))
+    default_host = ""
+    server_name = "%s:%d" % (host_name, https_port)
+    if args.server_name:
+        # As on the plain HTTP port: other host names are refused.
+        from .express_site import other_names_access
+        require, access = other_names_access(args, extras)
+        default_host = blocks.render(
+            "https_default_host", HTTPS_PORT=https_port,
+            CERTIFICATE=apache_escape(certificate), KEY=apache_escape(key),
+            DEFAULT_REQUIRE=require, DEFAULT_ACCESS=access) + "\n"
+        server_name = args.server_name
+        if args.server_alias:
+            options.insert(0, blocks.render(
+                "server_alias", NAMES=" ".join(args.server_alias)))
     extras.text["HTTPS"] = blocks.render(
         "https", LISTEN=_listen(args.host, https_port),
         HTTPS_PORT=https_port, SERVER_ROOT=apache_escape(setup.server_root),
-        SERVER_NAME="%s:%d" % (host_name, https_port),
+        SERVER_NAME=server_name, DEFAULT_HOST=default_host,
         CERTIFICATE=apache_escape(certificate), KEY=apache_escape(key),
         OPTIONS="\n".join(options))
     extras.modules["ssl_module"] = "--https-port"
@@ -822,6 +838,10 @@ def build(args, apache, account, module_path, account_note=None,
         document_root=document_root,
         rewrite=bool(args.document_root or args.https_only),
         handler_options=handler_options)
+    if args.python_eggs:
+        # Made at start, and given to the account that unpacks into it.
+        setup.owned_dirs[os.path.abspath(args.python_eggs)] = (account.uid,
+                                                               account.gid)
     for name, option in extras.modules.items():
         if name not in wanted:
             wanted.append(name)
@@ -1150,6 +1170,12 @@ def write(setup, euid=None):
         os.makedirs(path, exist_ok=True)
         if path == root or path.startswith(root + os.sep):
             os.chmod(path, 0o755)
+    for path, (uid, gid) in setup.owned_dirs.items():
+        if os.path.isdir(path):
+            continue
+        os.makedirs(path)
+        if euid == 0:
+            os.chown(path, uid, gid)
     for path, (text, mode) in setup.files.items():
         tmp = path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:

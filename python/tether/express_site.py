@@ -459,6 +459,16 @@ def _proxies(args, extras, blocks, setup):
     return text
 
 
+def other_names_access(args, extras):
+    """With --server-name: the Require line for requests naming another
+    host, and what happens to them, in words."""
+    if args.allow_localhost:
+        extras.modules["authz_host_module"] = "--allow-localhost"
+        return ("Require local",
+                "served only when they come from this machine")
+    return "Require all denied", "refused (403)"
+
+
 def _virtual_hosts(args, extras, blocks, setup, port, rewrite):
     """--server-name, --server-alias and --allow-localhost."""
     aliases = args.server_alias or []
@@ -484,13 +494,7 @@ def _virtual_hosts(args, extras, blocks, setup, port, rewrite):
             URL=apache_escape("http://%s%s/" % (
                 name, "" if port == 80 else ":%d" % port)))
         extras.modules["alias_module"] = "--server-name www."
-    if args.allow_localhost:
-        require = "Require local"
-        access = "served only when they come from this machine"
-        extras.modules["authz_host_module"] = "--allow-localhost"
-    else:
-        require = "Require all denied"
-        access = "refused (403)"
+    require, access = other_names_access(args, extras)
     extras.text["VIRTUAL_HOSTS"] = blocks.render(
         "virtual_hosts", PORT=port, SERVER_NAME=name,
         ALIASES=blocks.render("server_alias", NAMES=" ".join(aliases))

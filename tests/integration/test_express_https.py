@@ -239,6 +239,47 @@ class TestHttpsOnlyEmbeddedMode:
         assert headers["Strict-Transport-Security"] == "max-age=600"
 
 
+# --- HTTPS with --server-name: other host names are refused there too ------
+
+@pytest.fixture(scope="module")
+def https_named():
+    with express_server(
+            "https-named", lambda s: os.path.join(s.apps, APP),
+            "--https-port", lambda s: harness.free_port(),
+            "--ssl-certificate-file", lambda s: s.path("server.crt"),
+            "--ssl-certificate-key-file", lambda s: s.path("server.key"),
+            "--server-name", "localhost", "--server-alias", "alias.test",
+            make_files=_certificate_files) as srv:
+        yield _https_ready(srv)
+
+
+def curl_status(name, port, path="/x"):
+    """The status curl gets for https://NAME:PORT/PATH sent to 127.0.0.1
+    (so the TLS server name and the Host header are both NAME)."""
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("the curl command is not installed")
+    out = subprocess.run(
+        [curl, "-sS", "-k", "--max-time", "60", "-o", "/dev/null",
+         "-w", "%{http_code}", "--resolve", "%s:%d:127.0.0.1" % (name, port),
+         "https://%s:%d%s" % (name, port, path)],
+        capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout)
+
+
+def test_express_https_server_name_serves_its_names_only(https_named):
+    port = https_named.https_port
+    assert curl_status("localhost", port) == 200
+    assert curl_status("alias.test", port) == 200
+    assert curl_status("other.test", port) == 403
+    # The plain HTTP port does the same, as it did before.
+    assert http_request(https_named.port, "/x",
+                        headers={"Host": "localhost"})[0] == 200
+    assert http_request(https_named.port, "/x",
+                        headers={"Host": "other.test"})[0] == 403
+
+
 def test_express_https_port_without_certificate_is_refused():
     from test_express import run_express
     result = run_express("setup-server", "--https-port", "8443",

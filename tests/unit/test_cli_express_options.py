@@ -3,6 +3,7 @@ application (host names, access and auth scripts, error documents,
 handlers, static directories, compression, read timeouts, logs, locale) as
 they render into httpd.conf and apachectl.  No Apache is started."""
 
+import os
 import re
 import shlex
 import subprocess
@@ -483,6 +484,21 @@ def test_express_locale_and_python_eggs(site):
                      str(site["root"] / "eggs"))
     assert embedded.environment == {
         "PYTHON_EGG_CACHE": str(site["root"] / "eggs")}
+
+
+def test_express_python_eggs_directory_is_made(site):
+    eggs = site["root"] / "cache" / "eggs"
+    setup = build(site, "--python-eggs", str(eggs))
+    assert setup.owned_dirs == {str(eggs): (33, 33)}
+    express.write(setup)
+    assert eggs.is_dir()
+    if os.geteuid() == 0:
+        # Made by root: given to Apache's account, which unpacks into it.
+        assert (eggs.stat().st_uid, eggs.stat().st_gid) == (33, 33)
+    # An existing directory is left as it is.
+    os.chmod(eggs, 0o700)
+    express.write(setup)
+    assert eggs.stat().st_mode & 0o777 == 0o700
 
 
 def test_express_locale_refuses_spaces(site):
