@@ -170,7 +170,16 @@ static apr_status_t send_head(request_rec *r, tether_conn_t *c,
     apr_size_t size, n = 0;
     int i;
 
-    pairs = apr_palloc(r->pool, sizeof(*pairs) * (arr->nelts + 2));
+    pairs = apr_palloc(r->pool, sizeof(*pairs) * (arr->nelts + 3));
+    /* Not environ: this module's log level for the request, which a
+     * LogLevel in <Location>/<Directory> may set and the daemon, without
+     * the request's per-directory configuration, cannot find itself. */
+    pairs[n].key = ":log_level";
+    pairs[n].key_len = 10;
+    pairs[n].value = apr_itoa(r->pool, ap_get_request_module_loglevel(
+                                           r, APLOG_MODULE_INDEX));
+    pairs[n].value_len = (uint32_t)strlen(pairs[n].value);
+    n++;
     /* Not environ: the script's mtime, which spares the daemon a stat
      * when it checks whether to reload the script. */
     if (r->finfo.filetype == APR_REG) {

@@ -391,6 +391,7 @@ typedef struct {
     const char *queue_start, *script_file, *script_name, *path_info;
     const char *application_group, *callable_object, *script_reloading;
     const char *script_mtime;       /* ":script_mtime", not environ */
+    const char *log_level;          /* ":log_level", not environ */
 } head_t;
 
 #define HEAD_FIELD(name, field) \
@@ -420,6 +421,7 @@ static const struct {
     HEAD_FIELD("mod_wsgi.callable_object", callable_object),
     HEAD_FIELD("mod_wsgi.script_reloading", script_reloading),
     HEAD_FIELD(":script_mtime", script_mtime),
+    HEAD_FIELD(":log_level", log_level),
 };
 
 static void head_note(head_t *head, const char *key, apr_size_t klen,
@@ -520,6 +522,19 @@ static request_rec *make_request(apr_pool_t *p, apr_bucket_alloc_t *ba,
     if (head->script_mtime) {
         r->finfo.filetype = APR_REG;
         r->finfo.mtime = apr_atoi64(head->script_mtime);
+    }
+    /* The request's log level as the Apache side resolved it (with any
+     * LogLevel of its <Location>/<Directory>): it applies to every line
+     * logged for the request here. */
+    if (head->log_level) {
+        int level = atoi(head->log_level);
+
+        if (level >= APLOG_EMERG && level <= APLOG_TRACE8) {
+            struct ap_logconf *l = apr_pcalloc(p, sizeof(*l));
+
+            l->level = level;
+            r->log = l;
+        }
     }
     if (head->content_length) {
         apr_table_setn(r->headers_in, "Content-Length",

@@ -15,7 +15,9 @@
  * A pair list (REQ_HEAD, RESP_HEAD) is a big-endian u32 count followed by
  * count times (u32 key length, key bytes, u32 value length, value bytes).
  * Keys and values are arbitrary bytes; decoded pairs point into the input
- * buffer and are NOT NUL-terminated.
+ * buffer and are NOT NUL-terminated.  In REQ_HEAD, keys starting with ':'
+ * are the protocol's, not the environ's (":script_mtime", ":log_level");
+ * in RESP_HEAD the first pair is ":status".
  *
  * Decoders trust nothing: every length is checked against what remains,
  * and they return 0 or one of the negative TETHER_WIRE_E* codes below.

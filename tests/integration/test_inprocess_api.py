@@ -356,3 +356,28 @@ def test_api_process_stopping_fires_at_shutdown(httpd_env, tether_only):
                 stopping = json.load(f)
             assert stopping == {"event": "process_stopping",
                                 "reason": "shutdown_signal"}, mode
+
+
+LOCATION_QUIET_CONFIG = CONFIG + """
+<Location "/api/print/quietloc">
+    LogLevel info tether:crit
+</Location>
+"""
+
+
+@pytest.mark.parametrize("mode", harness.WSGI_MODES)
+def test_api_loglevel_of_a_location_applies_in_both_modes(httpd_env,
+                                                          tether_only, mode):
+    """A LogLevel in <Location> hides the application's lines of the
+    requests under it; in daemon mode the Apache side tells the daemon the
+    request's level, which the daemon's own configuration cannot know."""
+    with httpd_env.server(LOCATION_QUIET_CONFIG, wsgi_mode=mode,
+                          name="api-location-level-" + mode,
+                          log_level="info", daemon_processes=1) as srv:
+        mark = srv.log_mark()
+        assert srv.get("/api/print/quietloc").status == 200
+        assert srv.get("/api/print/loudloc").status == 200
+        for route in ("stdout", "stderr", "errors"):
+            srv.wait_for_log(r"\[tether:error\].*api-print-%s-loudloc"
+                             % route, since=mark)
+        assert "quietloc" not in srv.error_log(since=mark)
