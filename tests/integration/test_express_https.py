@@ -110,15 +110,21 @@ def _certificate_files(server):
 
 # --- HTTPS in daemon mode, with HTTP/2 and a health URL ----------------------
 
+def https_server(name, *options):
+    """express_server() of the client app on a free HTTPS port too, with a
+    certificate made for it, and `options`."""
+    return express_server(
+        name, lambda s: os.path.join(s.apps, APP),
+        "--https-port", lambda s: harness.free_port(),
+        "--ssl-certificate-file", lambda s: s.path("server.crt"),
+        "--ssl-certificate-key-file", lambda s: s.path("server.key"),
+        *options, make_files=_certificate_files)
+
+
 @pytest.fixture(scope="module")
 def https():
-    with express_server(
-            "https", lambda s: os.path.join(s.apps, APP),
-            "--https-port", lambda s: harness.free_port(),
-            "--ssl-certificate-file", lambda s: s.path("server.crt"),
-            "--ssl-certificate-key-file", lambda s: s.path("server.key"),
-            "--ssl-environment", "--http2", "--health-url", "/-/health",
-            make_files=_certificate_files) as srv:
+    with https_server("https", "--ssl-environment", "--http2",
+                      "--health-url", "/-/health") as srv:
         yield _https_ready(srv)
 
 
@@ -243,13 +249,8 @@ class TestHttpsOnlyEmbeddedMode:
 
 @pytest.fixture(scope="module")
 def https_named():
-    with express_server(
-            "https-named", lambda s: os.path.join(s.apps, APP),
-            "--https-port", lambda s: harness.free_port(),
-            "--ssl-certificate-file", lambda s: s.path("server.crt"),
-            "--ssl-certificate-key-file", lambda s: s.path("server.key"),
-            "--server-name", "localhost", "--server-alias", "alias.test",
-            make_files=_certificate_files) as srv:
+    with https_server("https-named", "--server-name", "localhost",
+                      "--server-alias", "alias.test") as srv:
         yield _https_ready(srv)
 
 
