@@ -825,6 +825,7 @@ static const char *set_socket_prefix(cmd_parms *cmd, void *mconfig,
                             cmd->cmd->name, value);
     }
     global_conf->socket_prefix = path;
+    global_conf->socket_prefix_where = where(cmd);
     return NULL;
 }
 
@@ -1011,8 +1012,10 @@ const command_rec tether_config_commands[] = {
     AP_INIT_TAKE1("WSGICallableObject", set_callable_object, NULL,
                   RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
                   "name of the WSGI callable in the script (application)"),
+    /* mod_wsgi allows it in .htaccess under AllowOverride FileInfo;
+     * AuthConfig, where it belongs, is accepted too. */
     DIR_FLAG("WSGIPassAuthorization", pass_authorization,
-             RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
+             RSRC_CONF | ACCESS_CONF | OR_AUTHCFG | OR_FILEINFO,
              "On|Off: pass the Authorization header to the application"),
     DIR_FLAG("WSGIScriptReloading", script_reloading,
              RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
@@ -1233,12 +1236,19 @@ static const char *complete_daemons(apr_pool_t *p)
         apr_size_t suffix = 1 + 10 + 1 + 11 + 1 + 10 + 5;
 
         if (prefix && strlen(prefix) + suffix > room) {
+            /* Name the line that set it, as every other config error does
+             * (the default comes from DefaultRuntimeDir). */
+            const char *at = global_conf->socket_prefix_where
+                ? apr_psprintf(p, " (WSGISocketPrefix at %s)",
+                               global_conf->socket_prefix_where)
+                : " (the default is in DefaultRuntimeDir)";
+
             return apr_psprintf(p, "the daemon sockets' path prefix '%s' is "
                                 "too long: with the %" APR_SIZE_T_FMT
                                 " characters Tether adds, a Unix socket path "
                                 "must stay within %" APR_SIZE_T_FMT "; set a "
-                                "shorter WSGISocketPrefix", prefix, suffix,
-                                room);
+                                "shorter WSGISocketPrefix%s", prefix, suffix,
+                                room, at);
         }
     }
     return NULL;

@@ -120,6 +120,7 @@ typedef struct {
     const char *socket_prefix;          /* WSGISocketPrefix made absolute
                                          * (ServerRoot-relative); NULL:
                                          * <DefaultRuntimeDir>/wsgi */
+    const char *socket_prefix_where;    /* "file:line" of WSGISocketPrefix */
     int socket_rotation;                /* WSGISocketRotation, 1 */
 } tether_global_conf_t;
 

@@ -1,7 +1,8 @@
 """Reads wsgi.input in the way PATH_INFO names and reports what it got.
 
 Bodies are returned latin-1 decoded so any byte survives the JSON.  Sizes
-come from the query string (?n=, ?size=, ?hint=).
+come from the query string (?n=, ?size=, ?hint=); ?started=<path> names a
+file the app writes (its pid) just before it reads.
 """
 import hashlib
 import json
@@ -128,6 +129,10 @@ def application(environ, start_response):
     if route is None:
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"no such input route\n"]
+    if "started" in query:
+        # Tells a waiting test that the app is about to read wsgi.input.
+        with open(query["started"], "w") as f:
+            f.write("%d\n" % os.getpid())
     result = route(environ["wsgi.input"], query)
     result["content_length"] = environ.get("CONTENT_LENGTH")
     result["transfer_encoding"] = environ.get("HTTP_TRANSFER_ENCODING")

@@ -201,6 +201,46 @@ def file_wrapper_filelike(environ, start_response, q):
         RecordingBytesIO(data, q.get("marker")), int(q.get("block", 4096)))
 
 
+class SpyFile(io.FileIO):
+    """A real file that records every read Python makes of it (read,
+    readinto, readall) and writes them to the marker at close.  With
+    no_fileno it hides its descriptor, so it can only be read in Python."""
+
+    def __init__(self, path, marker, no_fileno):
+        super().__init__(path, "rb")
+        self.marker = marker
+        self.no_fileno = no_fileno
+        self.reads = []
+
+    def fileno(self):
+        if self.no_fileno:
+            raise io.UnsupportedOperation("fileno hidden by the test")
+        return super().fileno()
+
+    def read(self, size=-1):
+        self.reads.append(["read", size])
+        return super().read(size)
+
+    def readinto(self, buffer):
+        self.reads.append(["readinto", len(buffer)])
+        return super().readinto(buffer)
+
+    def readall(self):
+        self.reads.append(["readall", -1])
+        return super().readall()
+
+    def close(self):
+        if not self.closed:
+            _write_marker(self.marker, {"reads": self.reads})
+        super().close()
+
+
+def file_wrapper_spy(environ, start_response, q):
+    f = SpyFile(q["path"], q["marker"], "no_fileno" in q)
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](f, 8192)
+
+
 def latin1_header(environ, start_response, q):
     start_response("200 OK", [("Content-Type", "text/plain"),
                               ("X-Latin", "caf\xe9")])
@@ -321,6 +361,7 @@ ROUTES = {
     "/stream-write": stream_write,
     "/file-wrapper": file_wrapper,
     "/file-wrapper-filelike": file_wrapper_filelike,
+    "/file-wrapper-spy": file_wrapper_spy,
     "/latin1-header": latin1_header,
     "/set-cookies": set_cookies,
     "/no-content": no_content,

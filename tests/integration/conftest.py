@@ -78,7 +78,7 @@ class HttpdEnv:
 
     def server(self, config="", *, mpm="event", log_level=None,
                name="httpd", mpm_settings=None, wsgi_mode="embedded",
-               daemon_processes=2, daemon_threads=10):
+               daemon_processes=2, daemon_threads=10, env=None):
         """A new, not yet started server; use it as a context manager.
 
         `log_level` defaults to $TETHER_TEST_LOGLEVEL or "info";
@@ -86,7 +86,8 @@ class HttpdEnv:
         `wsgi_mode="daemon"` sends every application to a daemon group of
         `daemon_processes` processes of `daemon_threads` threads (by default
         as many as the event MPM's settings give embedded mode: several
-        processes, several threads each)."""
+        processes, several threads each); `env` adds variables to httpd's
+        environment (which otherwise has no PYTHON* variable)."""
         if log_level is None:
             log_level = os.environ.get("TETHER_TEST_LOGLEVEL", "info")
         if not self.has_mpm(mpm):
@@ -97,7 +98,7 @@ class HttpdEnv:
                                     mpm_settings=mpm_settings,
                                     wsgi_mode=wsgi_mode,
                                     daemon_processes=daemon_processes,
-                                    daemon_threads=daemon_threads)
+                                    daemon_threads=daemon_threads, env=env)
 
 
 def _check_apache_can_read(module):

@@ -86,6 +86,8 @@ BINARY_CANDIDATES = (
     "/usr/local/apache2/bin/httpd",
     "/opt/homebrew/bin/httpd",
 )
+# Used only when the tether package cannot be imported: find_modules_dir
+# searches tether.apache.MODULES_DIRS, the list tether-express uses.
 MODULES_DIR_CANDIDATES = (
     "/usr/lib/apache2/modules",       # Debian, Ubuntu
     "/usr/lib64/httpd/modules",       # RHEL, Fedora
@@ -135,20 +137,21 @@ class ApacheInstall:
             os.path.join(self.modules_dir, "mod_%s.so" % name))
 
 
-def _apxs_modules_dir():
-    for apxs in ("apxs", "apxs2"):
-        path = shutil.which(apxs)
-        if not path:
-            continue
-        try:
-            out = subprocess.run([path, "-q", "LIBEXECDIR"],
-                                 capture_output=True, text=True, timeout=30,
-                                 check=False).stdout
-        except OSError:
-            continue
-        if out.strip() and os.path.isdir(out.strip()):
-            return out.strip()
-    return None
+def find_modules_dir():
+    """Apache's modules directory (one holding mod_authz_core.so), found as
+    tether-express finds it, without apxs: tether.apache.find_modules_dir
+    over its list of the usual layouts.  The harness's own copy of that
+    list serves when the tether package cannot be imported (find_module
+    then says so)."""
+    try:
+        from tether.apache import MODULES_DIRS, find_modules_dir as find
+    except ImportError:
+        MODULES_DIRS, find = MODULES_DIR_CANDIDATES, None
+    usable = [d for d in MODULES_DIRS
+              if os.path.exists(os.path.join(d, "mod_authz_core.so"))]
+    if find is not None:
+        return find(candidates=usable)
+    return usable[0] if usable else None
 
 
 def find_apache():
@@ -178,10 +181,7 @@ def find_apache():
         return "%s is not Apache httpd 2.4: %r" % (binary, version.strip())
     modules_dir = os.environ.get("TETHER_TEST_HTTPD_MODULES")
     if not modules_dir:
-        candidates = [_apxs_modules_dir()] + list(MODULES_DIR_CANDIDATES)
-        modules_dir = next(
-            (d for d in candidates if d and os.path.exists(
-                os.path.join(d, "mod_authz_core.so"))), None)
+        modules_dir = find_modules_dir()
     if not modules_dir:
         return "no Apache modules directory holding mod_authz_core.so"
     install = ApacheInstall(binary, modules_dir, builtins, version.strip())
@@ -695,7 +695,7 @@ class ApacheServer:
     def __init__(self, install, module, *, config="", mpm="event",
                  log_level="info", name="httpd", mpm_settings=None,
                  wsgi_mode="embedded", daemon_processes=2,
-                 daemon_threads=10):
+                 daemon_threads=10, env=None):
         if wsgi_mode not in WSGI_MODES:
             raise HarnessError("wsgi_mode %r is not one of %s"
                                % (wsgi_mode, ", ".join(WSGI_MODES)))
@@ -709,6 +709,8 @@ class ApacheServer:
         self.mpm = mpm
         self.log_level = log_level
         self.config = config
+        # Added to httpd's environment after PYTHON* is stripped from it.
+        self.extra_env = dict(env or {})
         self.port = None
         self.pid = None
         self.saw_failure = False
@@ -841,11 +843,13 @@ class ApacheServer:
     # -- process --------------------------------------------------------------
 
     def process_env(self):
-        """The environment httpd runs with: ours without PYTHON*, plus the
-        sanitizer runtimes under TETHER_TEST_SANITIZE."""
+        """The environment httpd runs with: ours without PYTHON*, plus
+        `extra_env` (the `env` argument), plus the sanitizer runtimes under
+        TETHER_TEST_SANITIZE."""
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("PYTHON")}
         env.setdefault("LANG", "C.UTF-8")
+        env.update(self.extra_env)
         env.update(sanitizer_env(self.sanitizer_dir))
         return env
 

@@ -118,6 +118,47 @@ class TestApplicationGroups:
         assert server.get("/dir").json()["group"] == "by-directive"
 
 
+class TestLazyInterpreters:
+    """A sub-interpreter is created in a process on the first request for
+    its application group there, not when the process starts."""
+
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def config(cls, server):
+        cls.mark = server.log_mark()
+        server.restart(f"""
+WSGIScriptAlias /lazy-a {D}/groups.wsgi application-group=lazy-a
+WSGIScriptAlias /lazy-b {D}/groups.wsgi application-group=lazy-b
+""", log_level="info")
+
+    @staticmethod
+    def _created(server, group, since):
+        """The pids whose TETHER0203 line says they created `group`."""
+        return [int(p) for p in re.findall(
+            r"TETHER0203: Created Python interpreter for application group "
+            r"'%s' in process (\d+)" % re.escape(group),
+            server.error_log(since=since))]
+
+    def test_app_group_interpreter_created_on_first_request(self, server):
+        before_a = server.log_mark()
+        pid_a = server.get("/lazy-a").json()["pid"]
+        server.wait_for_log(r"TETHER0203: .*'lazy-a' in process %d$" % pid_a,
+                            since=before_a)
+        # Not when the process started: only for the request.
+        assert self._created(server, "lazy-a", self.mark) \
+            == self._created(server, "lazy-a", before_a)
+        # The process is up and has served lazy-a: nothing of lazy-b yet.
+        assert self._created(server, "lazy-b", self.mark) == []
+        before_b = server.log_mark()
+        pid_b = server.get("/lazy-b").json()["pid"]
+        server.wait_for_log(r"TETHER0203: .*'lazy-b' in process %d$" % pid_b,
+                            since=before_b)
+        # Once per process: another request there creates nothing more.
+        again = server.log_mark()
+        if server.get("/lazy-b").json()["pid"] == pid_b:
+            assert self._created(server, "lazy-b", again) == []
+
+
 # --- callable, authorization, HEAD ------------------------------------------
 
 OPTIONS_CONFIG = f"""
@@ -189,6 +230,47 @@ class TestScriptAliasOptions:
         server.wait_for_log(r"TETHER0102: WSGI script not found", since=mark)
 
 
+class TestMapHeadToGetAuto:
+    """WSGIMapHEADToGET Auto (the default) maps HEAD to GET when an output
+    filter that may need the body (a content filter, such as SUBSTITUTE)
+    runs on the response, and only then."""
+
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def config(cls, server, httpd_env):
+        if not httpd_env.install.has_module("substitute"):
+            pytest.skip("Apache has no mod_substitute for a content filter")
+        _restart(server, f"""
+{httpd_env.install.module_line("substitute")}
+WSGIScriptAlias /auto-filtered {D}/groups.wsgi
+WSGIScriptAlias /auto-plain {D}/groups.wsgi
+WSGIScriptAlias /off-filtered {D}/groups.wsgi
+<Location /auto-filtered>
+    SetOutputFilter SUBSTITUTE
+    Substitute "s/tether-no-such-text/x/"
+</Location>
+<Location /off-filtered>
+    WSGIMapHEADToGET Off
+    SetOutputFilter SUBSTITUTE
+    Substitute "s/tether-no-such-text/x/"
+</Location>
+""")
+
+    def test_map_head_to_get_auto_maps_with_a_content_filter(self, server):
+        resp = server.request("HEAD", "/auto-filtered")
+        assert resp.status == 200 and resp.body == b""
+        assert resp.header("X-Method") == "GET"
+        # GET through the filter still works, and sees GET.
+        assert server.get("/auto-filtered").json()["method"] == "GET"
+
+    def test_map_head_to_get_auto_without_filter_and_off_keep_head(
+            self, server):
+        assert server.request("HEAD", "/auto-plain").header("X-Method") \
+            == "HEAD"
+        assert server.request("HEAD", "/off-filtered").header("X-Method") \
+            == "HEAD"
+
+
 # --- Python settings -----------------------------------------------------------
 
 def _expected_hash(seed):
@@ -241,6 +323,40 @@ WSGIScriptAlias /info {D}/groups.wsgi
         info = server.get("/info").json()
         assert os.path.realpath(info["prefix"]) == os.path.realpath(sys.prefix)
         assert info["argv"] == ["mod_wsgi"]
+
+
+# Set in httpd's environment: a Python started with PyConfig's isolated
+# configuration ignores every one of them (PYTHONHOME would even stop a
+# non-isolated start: it names no Python).
+PYTHON_ENVIRONMENT = {
+    "PYTHONOPTIMIZE": "2",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONHOME": "/nonexistent-tether-python-home",
+}
+
+
+@pytest.mark.parametrize("wsgi_mode", harness.WSGI_MODES)
+def test_python_start_ignores_python_environment_variables(
+        httpd_env, tether_only, wsgi_mode):
+    srv = httpd_env.server(f"WSGIScriptAlias /info {D}/groups.wsgi\n",
+                           name="isolated-" + wsgi_mode, wsgi_mode=wsgi_mode,
+                           daemon_processes=1)
+    leak = os.path.join(srv.scratch, "pythonpath-leak")
+    os.mkdir(leak, 0o755)
+    srv.extra_env = dict(PYTHON_ENVIRONMENT, PYTHONPATH=leak)
+    with srv:
+        resp = srv.get("/info")
+        assert resp.status == 200, srv.error_log()
+        info = resp.json()
+    # The variables did reach the process that runs the application...
+    assert info["env_pythonpath"] == leak
+    # ...and Python's configuration ignored them.
+    assert leak not in info["sys_path"]
+    assert info["optimize"] == 0
+    assert info["dont_write_bytecode"] is False
+    assert info["hash_randomization"] == 1
+    assert os.path.realpath(info["prefix"]) == os.path.realpath(sys.prefix)
 
 
 # --- reloading, preloading ---------------------------------------------------
@@ -322,6 +438,19 @@ WSGIScriptAlias /preloaded {D}/preload.wsgi application-group=%{{GLOBAL}}
         first_preload = log.find("preload.wsgi executed")
         assert first_preload != -1
         assert first_request == -1 or first_preload < first_request
+
+    def test_python_starts_in_the_children_not_in_the_parent(self, server):
+        # WSGIImportScript runs right after Python starts in a process: the
+        # processes that ran it are Apache's children, never the parent.
+        server.wait_for_log(r"preload\.wsgi executed in pid \d+",
+                            since=self.mark)
+        server.get("/preloaded")
+        pids = {int(p) for p in re.findall(
+            r"preload\.wsgi executed in pid (\d+)",
+            server.error_log(since=self.mark))}
+        children = set(server.children())
+        assert pids and server.pid not in pids, (pids, server.pid)
+        assert pids <= children, (pids, children)
 
     def test_import_script_module_is_the_one_requests_use(self, server):
         resp = server.get("/preloaded")
@@ -451,6 +580,7 @@ class TestPythonStartupFailure:
     @pytest.fixture(scope="class", autouse=True)
     @classmethod
     def config(cls, server):
+        cls.mark = server.log_mark()
         fake = os.path.join(server.scratch, "fake-prefix")
         os.makedirs(os.path.join(fake, "lib", "python%d.%d" % sys.version_info[:2]),
                     exist_ok=True)
@@ -471,6 +601,19 @@ WSGIScriptAlias /app {D}/groups.wsgi
                             r"\d+: .*check WSGIPythonHome")
         server.wait_for_log(r"TETHER0204: Python is not available", since=mark)
         assert harness.pid_alive(server.pid)
+
+    def test_python_startup_is_tried_in_the_children_only(self, server):
+        # TETHER0201 names the process that tried to start Python: only
+        # Apache's children do; the parent (root, when started as root)
+        # never runs Python.
+        assert server.get("/app").status == 500
+        server.wait_for_log(r"TETHER0201: ", since=self.mark)
+        pids = {int(p) for p in re.findall(
+            r"TETHER0201: Python could not start in process (\d+)",
+            server.error_log(since=self.mark))}
+        children = set(server.children())
+        assert pids and server.pid not in pids, (pids, server.pid)
+        assert pids <= children, (pids, children)
 
 
 # --- configuration errors (apachectl -t) -------------------------------------
@@ -611,10 +754,11 @@ def test_config_error_names_value_and_line(httpd_env, tether_only, config, messa
         out = " ".join((proc.stdout + proc.stderr).split())
         assert proc.returncode != 0, out
         assert srv.expand(message) in out
-        # Directive errors name the file and line; check_config ones the
-        # directive's location in the message itself.
-        assert re.search(r"(line \d+ of .*httpd\.conf|httpd\.conf:\d+|"
-                         r"WSGIImportScript|Configuration check failed)", out), out
+        # Every error names the line: httpd's "line N of httpd.conf" for a
+        # directive's own error; "httpd.conf:N" in the message of an error
+        # found once the whole config is read (check_config).
+        assert re.search(r"line \d+ of %s|%s:\d+"
+                         % ((re.escape(srv.conf_path),) * 2), out), out
     finally:
         srv.cleanup()
 

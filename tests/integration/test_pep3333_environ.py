@@ -1,6 +1,8 @@
 """The WSGI environ as a real Apache builds it (PEP 3333, mod_wsgi's values)."""
 
 import json
+import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -180,6 +182,29 @@ def test_environ_authorization_hidden_by_default(server):
 def test_environ_authorization_passed_with_wsgi_pass_authorization(server):
     env = environ_of(server, "/auth/x",
                      headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert env["HTTP_AUTHORIZATION"] == "Basic dXNlcjpwYXNz"
+
+
+@pytest.mark.parametrize("override", ["FileInfo", "AuthConfig"])
+def test_environ_pass_authorization_from_htaccess(httpd_env, override):
+    """mod_wsgi takes WSGIPassAuthorization in .htaccess under AllowOverride
+    FileInfo; Tether takes it there and under AuthConfig."""
+    config = ("<Directory @APPS@/ht>\n"
+              "    AllowOverride %s\n"
+              "</Directory>\n"
+              "WSGIScriptAlias /ht @APPS@/ht/environ_app.wsgi\n" % override)
+    srv = httpd_env.server(config, name="environ-htaccess-" + override)
+    ht = os.path.join(srv.apps, "ht")
+    os.mkdir(ht)
+    os.chmod(ht, 0o755)
+    shutil.copy(os.path.join(srv.apps, "environ_app.wsgi"), ht)
+    with open(os.path.join(ht, ".htaccess"), "w") as f:
+        f.write("WSGIPassAuthorization On\n")
+    for name in ("environ_app.wsgi", ".htaccess"):
+        os.chmod(os.path.join(ht, name), 0o644)
+    with srv:
+        env = environ_of(srv, "/ht/x",
+                         headers={"Authorization": "Basic dXNlcjpwYXNz"})
     assert env["HTTP_AUTHORIZATION"] == "Basic dXNlcjpwYXNz"
 
 

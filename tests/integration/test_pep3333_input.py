@@ -1,9 +1,13 @@
 """wsgi.input: reads, lines, iteration; Content-Length and chunked bodies."""
 
 import json
+import os
 import socket
+import time
 
 import pytest
+
+import harness
 
 from harness import RawResponse, decode_chunked, encode_chunked, read_head, \
     read_until_close
@@ -145,7 +149,10 @@ def test_input_readlines_hint_returns_whole_lines_and_keeps_the_rest(server):
     assert all(line.endswith("\n") for line in lines[:-1])
     # Whatever the hint made it stop at, nothing is lost or split.
     assert "".join(lines) + result["rest"] == latin1(LINES_BODY)
-    assert lines[0] == "one\n"
+    # As io.IOBase.readlines: lines are read until their total size reaches
+    # the hint ("one\n" is 4 bytes, "one\ntwo\n" 8 >= 5), the rest is left.
+    assert lines == ["one\n", "two\n"], result
+    assert result["rest"] == "\nthree\nfour\nlast without newline"
 
 
 def test_input_iteration_yields_lines(server):
@@ -300,3 +307,66 @@ def test_input_malformed_chunk_mid_body_gets_only_the_400_page(server, route):
                       "\r\n5\r\nhello\r\nZZ\r\nxx\r\n0\r\n\r\n"
                       % path).encode())
     assert_only_the_error_page(server, raw, path, 400, mark)
+
+
+# --- a read that blocks releases the interpreter -------------------------------
+
+# One process of ten threads: every request meets in one interpreter.
+ONE_PROCESS_EVENT = """\
+<IfModule mpm_event_module>
+    StartServers 1
+    ServerLimit 1
+    ThreadsPerChild 10
+    ThreadLimit 10
+    MinSpareThreads 5
+    MaxSpareThreads 15
+    MaxRequestWorkers 10
+    MaxConnectionsPerChild 0
+</IfModule>"""
+
+
+@pytest.fixture(scope="module", params=harness.WSGI_MODES)
+def one_process_server(httpd_env, request):
+    with httpd_env.server("WSGIScriptAlias /in @APPS@/input_app.wsgi\n",
+                          mpm="event", mpm_settings=ONE_PROCESS_EVENT,
+                          wsgi_mode=request.param, daemon_processes=1,
+                          name="input-one-" + request.param) as srv:
+        yield srv
+
+
+def _pid_in(path):
+    harness.wait_for(lambda: os.path.exists(path),
+                     what="the app to write %s" % path)
+    with open(path) as f:
+        return int(f.read())
+
+
+def test_input_blocked_read_lets_other_requests_run(one_process_server):
+    """A request whose client stalls mid-body blocks in wsgi.input.read()
+    without the GIL: another request to the same interpreter, in the same
+    process, is answered while the first one still waits for its body."""
+    srv = one_process_server
+    started = srv.scratch_path("stalled-read")
+    with srv.connect() as stalled:
+        stalled.sendall(
+            b"POST /in/read-all?started=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Length: 10\r\nConnection: close\r\n\r\nabc"
+            % started.encode())
+        stalled_pid = _pid_in(started)
+        time.sleep(0.2)     # into read(), waiting for the other 7 bytes
+
+        other = srv.scratch_path("other-read")
+        resp = srv.post("/in/read-all?started=" + other, b"hello")
+        assert resp.status == 200, resp
+        assert resp.json()["data"] == "hello"
+        assert _pid_in(other) == stalled_pid
+
+        # The stalled request is still waiting: no answer yet.
+        stalled.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            stalled.recv(1)
+        stalled.setblocking(True)
+        stalled.settimeout(harness.IO_TIMEOUT)
+        stalled.sendall(b"defghij")
+        raw = RawResponse(read_until_close(stalled))
+    assert json_of(raw)["data"] == "abcdefghij"

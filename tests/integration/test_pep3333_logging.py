@@ -3,8 +3,12 @@ each line tagged with the request that wrote it (its client's address:
 "[client ...]" from an Apache child, "[remote ...]" from a daemon)."""
 
 import itertools
+import os
+import re
 
 import pytest
+
+import harness
 
 CONFIG = """
 WSGIScriptAlias /log @APPS@/logging_app.wsgi
@@ -71,3 +75,67 @@ def test_logging_line_tagged_with_the_requests_own_client_port(server):
         conn.close()
     server.wait_for_log(server.client_tag_for_port(port)
                         + r".*print-channel own-port$", since=mark)
+
+
+# --- a virtual host with its own ErrorLog --------------------------------------
+
+VHOST_CONFIG = """
+<VirtualHost *>
+    ServerName main.test
+    WSGIScriptAlias /log @APPS@/logging_app.wsgi
+</VirtualHost>
+<VirtualHost *>
+    ServerName vhost.test
+    ErrorLog "@ROOT@/logs/vhost_error_log"
+    WSGIScriptAlias /log @APPS@/logging_app.wsgi
+</VirtualHost>
+"""
+
+
+@pytest.fixture(scope="module")
+def vhost_server(httpd_env, mpm):
+    with httpd_env.server(VHOST_CONFIG, mpm=mpm,
+                          name="logging-vhost-" + mpm) as srv:
+        yield srv
+
+
+def _log_size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _read_log(path, since):
+    try:
+        with open(path, "rb") as f:
+            f.seek(since)
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("route,channel", [
+    ("errors", "errors-channel"),
+    ("print", "print-channel"),
+    ("stderr", "stderr-channel"),
+    ("logging", "logging-channel"),
+])
+def test_logging_channel_reaches_the_virtual_hosts_own_error_log(
+        vhost_server, route, channel):
+    srv = vhost_server
+    vhost_log = os.path.join(srv.root, "logs", "vhost_error_log")
+    line = re.compile(srv.client_tag + r".*%s (\S+)$" % channel, re.M)
+    for host, own_log, other_log in (
+            ("vhost.test", vhost_log, srv.error_log_path),
+            ("main.test", srv.error_log_path, vhost_log)):
+        token = "vh%d" % next(_tokens)
+        marks = {p: _log_size(p) for p in (vhost_log, srv.error_log_path)}
+        resp = srv.get("/log/%s?token=%s" % (route, token),
+                       headers={"Host": host})
+        assert resp.status == 200, resp
+        harness.wait_for(
+            lambda: token in line.findall(_read_log(own_log, marks[own_log])),
+            what="%s's %s line in %s" % (host, channel, own_log))
+        # Apache has written the line: a stray copy would be there by now.
+        assert token not in _read_log(other_log, marks[other_log]), host

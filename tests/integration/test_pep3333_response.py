@@ -314,6 +314,30 @@ def test_file_wrapper_content_length_beyond_end_of_file_is_incomplete(
     assert info.value.partial == data[-100:]
 
 
+def test_file_wrapper_real_file_is_sent_from_its_descriptor(server, data_file):
+    # A file with a descriptor goes to Apache as a file bucket (sendfile,
+    # or Apache's own reads): Python never reads it.
+    path, data = data_file
+    marker = server.scratch_path("spy")
+    resp = server.get("/resp/file-wrapper-spy?path=%s&marker=%s"
+                      % (path, marker))
+    assert resp.status == 200
+    assert resp.body == data
+    assert server.wait_for_json(marker)["reads"] == []
+
+
+def test_file_wrapper_without_fileno_is_read_in_python(server, data_file):
+    # The control of the test above: the same file with its descriptor
+    # hidden must be iterated in Python, and the spy sees those reads.
+    path, data = data_file
+    marker = server.scratch_path("spy-nofileno")
+    resp = server.get("/resp/file-wrapper-spy?no_fileno=1&path=%s&marker=%s"
+                      % (path, marker))
+    assert resp.status == 200
+    assert resp.body == data
+    assert server.wait_for_json(marker)["reads"], "no read was recorded"
+
+
 def test_file_wrapper_filelike_object_read_in_blocks_and_closed(server):
     marker = server.scratch_path("filelike")
     resp = server.get("/resp/file-wrapper-filelike?size=20000&block=4096"

@@ -43,6 +43,8 @@ def application(environ, start_response):
         "hash_randomization": sys.flags.hash_randomization,
         "hash_abc": hash("abc"),
         "prefix": sys.prefix,
+        "sys_path": sys.path,
+        "env_pythonpath": os.environ.get("PYTHONPATH"),
         "callable": environ.get("mod_wsgi.callable_object"),
         "method": environ.get("REQUEST_METHOD"),
         "authorization": environ.get("HTTP_AUTHORIZATION"),
