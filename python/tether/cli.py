@@ -137,9 +137,10 @@ _DAEMON_NUMBERS = (
      "seconds Apache keeps trying to connect to a busy daemon process "
      "group; then the request fails with 503"),
     ("--response-socket-timeout", "SECONDS",
-     "seconds a write of the response to the client may block; 0 for "
-     "--socket-timeout's value (passed on; Tether's transport does not "
-     "use it yet)"),
+     "seconds Apache's child may wait on the client while it passes on a "
+     "request to a daemon process and its response (reading the request "
+     "body, writing the response); a client that stops reading for longer "
+     "is cut off.  0 for --socket-timeout's value"),
     ("--deadlock-timeout", "SECONDS",
      "seconds a process may hold Python's GIL without letting go before it "
      "is restarted"),
@@ -151,6 +152,10 @@ _DAEMON_NUMBERS = (
      "seconds after which each process is restarted (gracefully)"),
     ("--cpu-time-limit", "SECONDS",
      "seconds of CPU time after which a process is restarted (gracefully)"),
+    ("--memory-limit", "BYTES",
+     "resident memory, in bytes, above which a process is restarted "
+     "(gracefully, after the request that passed it); at least 1048576 "
+     "(1 MiB), 0 for no limit"),
     ("--graceful-timeout", "SECONDS",
      "seconds a process being restarted keeps serving its requests in "
      "flight before it shuts down"),
@@ -164,19 +169,21 @@ _DAEMON_NUMBERS = (
      "connections from Apache queued for a daemon process group before "
      "Apache has to retry (listen-backlog)"),
     ("--send-buffer-size", "BYTES",
-     "bytes of socket buffer for data sent to the daemon processes, 0 for "
-     "the system's default (passed on; Tether's transport does not use it "
-     "yet)"),
+     "send buffer size (SO_SNDBUF) of each Unix socket connection between "
+     "Apache's children and the daemon processes, set on both ends; at "
+     "least 512, 0 for the system's default"),
     ("--receive-buffer-size", "BYTES",
-     "bytes of socket buffer for data received from the daemon processes, "
-     "0 for the system's default (passed on; not used yet)"),
+     "receive buffer size (SO_RCVBUF) of each Unix socket connection "
+     "between Apache's children and the daemon processes, set on both "
+     "ends; at least 512, 0 for the system's default"),
     ("--header-buffer-size", "BYTES",
      "largest response head, in bytes, a daemon process may send; 0 for "
      "32768"),
     ("--response-buffer-size", "BYTES",
-     "bytes of response Apache's children buffer from a daemon process "
-     "before passing it on, 0 for 65536 (passed on; Tether's transport "
-     "passes on what the application yields, so it is not used yet)"),
+     "most bytes of a daemon process's response Apache's child gathers "
+     "while more is already waiting, before it passes them to the client "
+     "with a flush (it flushes earlier whenever nothing more is waiting); "
+     "at least 65536, 0 for 65536"),
 )
 
 

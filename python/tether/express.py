@@ -43,6 +43,7 @@ DAEMON_DEFAULTS = {
     "maximum_requests": 0,
     "restart_interval": 0,
     "cpu_time_limit": 0,
+    "memory_limit": 0,
     "graceful_timeout": 15,
     "eviction_timeout": 0,
     "shutdown_timeout": 5,
@@ -55,12 +56,18 @@ DAEMON_DEFAULTS = {
 # What mod_tether accepts besides 0 where that is narrower than 1 to
 # INT_MAX: (smallest, largest, what 0 means).
 INT_MAX = 2147483647
+MEMORY_LIMIT_MIN = 1048576
+MEMORY_LIMIT_MAX = 1 << 48
 DAEMON_RANGES = {
     "daemon_backlog": (1, 65535, None),
     "send_buffer_size": (512, INT_MAX, "the system's default"),
     "receive_buffer_size": (512, INT_MAX, "the system's default"),
     "header_buffer_size": (8192, 16 * 1024 * 1024, "the default, 32768"),
     "response_buffer_size": (65536, INT_MAX, "the default, 65536"),
+    # Bytes of resident memory; below 1 MiB mod_tether takes it for a unit
+    # mistake (KiB or MiB meant) and refuses it.  The ceiling is mod_tether's
+    # (256 TiB on a 64-bit system).
+    "memory_limit": (MEMORY_LIMIT_MIN, MEMORY_LIMIT_MAX, "no limit"),
 }
 MAX_DAEMON_PROCESSES = 10000     # mod_tether's limits for processes=
 MAX_DAEMON_THREADS = 10000       # and threads=
@@ -404,6 +411,10 @@ def _daemon_group(args, setup, blocks, port, daemon, python_path,
         PROCESSES_OPTION=blocks.render("daemon_processes",
                                        PROCESSES=processes)
         if processes > 1 else "",
+        # Like mod_wsgi-express, no memory-limit= unless one is asked for.
+        MEMORY_LIMIT_OPTION=blocks.render("daemon_memory_limit",
+                                          MEMORY_LIMIT=daemon["memory_limit"])
+        if daemon["memory_limit"] else "",
         PYTHON_HOME=option_escape(python_home()),
         PYTHON_PATH=option_escape(":".join(python_path)),
         **{dest.upper(): value for dest, value in daemon.items()})
@@ -1123,11 +1134,17 @@ def _daemon_summary(setup, processes, threads, daemon, sizing, backlog):
     for dest, label in (("maximum_requests", "Maximum Requests"),
                         ("inactivity_timeout", "Inactivity Timeout"),
                         ("restart_interval", "Restart Interval"),
-                        ("cpu_time_limit", "CPU Time Limit")):
+                        ("cpu_time_limit", "CPU Time Limit"),
+                        ("memory_limit", "Memory Limit")):
         value = daemon[dest]
-        if value:
-            lines.append((label, str(value) if dest == "maximum_requests"
-                          else _seconds(value)))
+        if not value:
+            continue
+        if dest == "maximum_requests":
+            lines.append((label, str(value)))
+        elif dest == "memory_limit":
+            lines.append((label, "%d (bytes)" % value))
+        else:
+            lines.append((label, _seconds(value)))
     lines += [
         ("Server Capacity", server_capacity_text(sizing)),
         ("Server Backlog", "%d (connections)" % backlog),

@@ -91,6 +91,48 @@ def test_cli_daemon_options_take_whole_numbers(capsys):
     assert "'1.5' is not a whole number" in capsys.readouterr().err
 
 
+def test_cli_memory_limit_defaults_to_none_and_takes_bytes(capsys):
+    """--memory-limit (WSGIDaemonProcess memory-limit=): 0, no limit, unless
+    given; a whole number of bytes."""
+    assert parse("start-server").memory_limit == 0
+    assert parse("setup-server").memory_limit == 0
+    assert parse("start-server", "--memory-limit",
+                 "200000000").memory_limit == 200000000
+    with pytest.raises(SystemExit):
+        parse("start-server", "--memory-limit", "100M")
+    assert "'100M' is not a whole number" in capsys.readouterr().err
+    setup, start = server_parsers()
+    for parser in (setup, start):
+        action = next(a for a in parser._actions
+                      if "--memory-limit" in a.option_strings)
+        assert "1048576" in action.help and "(default: 0)" in action.help
+
+
+# What each daemon transport option does in mod_tether (tether_client.c,
+# tether_dserver.c, tether_conn.c): their help must say so, not that
+# they are passed on unused.
+TRANSPORT_HELP = {
+    "--send-buffer-size": ("SO_SNDBUF", "both ends"),
+    "--receive-buffer-size": ("SO_RCVBUF", "both ends"),
+    "--response-buffer-size": ("flush", "65536"),
+    "--response-socket-timeout": ("cut off", "--socket-timeout"),
+}
+
+
+def test_cli_transport_options_help_says_what_they_do():
+    setup, start = server_parsers()
+    for parser in (setup, start):
+        helps = {o: a.help for a in parser._actions
+                 for o in a.option_strings}
+        for option, words in TRANSPORT_HELP.items():
+            text = " ".join(helps[option].split())
+            assert "not used" not in text and "does not use" not in text, \
+                option
+            assert "passed on;" not in text, option
+            for word in words:
+                assert word in text, (option, word)
+
+
 def test_cli_setup_and_start_server_share_every_option():
     setup, start = server_parsers()
     assert visible_options(setup) == visible_options(start)
@@ -106,7 +148,8 @@ def test_cli_setup_and_start_server_share_every_option():
             "--embedded-mode", "--process-group", "--process-name",
             "--socket-prefix", "--server-backlog", "--daemon-backlog",
             "--maximum-requests", "--startup-timeout", "--shutdown-timeout",
-            "--restart-interval", "--cpu-time-limit", "--graceful-timeout",
+            "--restart-interval", "--cpu-time-limit", "--memory-limit",
+            "--graceful-timeout",
             "--eviction-timeout", "--deadlock-timeout",
             "--inactivity-timeout", "--request-timeout", "--connect-timeout",
             "--socket-timeout", "--queue-timeout", "--send-buffer-size",

@@ -365,7 +365,8 @@ def test_httpd_conf_daemon_options_reach_the_group(layout):
               "--eviction-timeout": 14, "--shutdown-timeout": 15,
               "--daemon-backlog": 16, "--send-buffer-size": 1024,
               "--receive-buffer-size": 2048, "--header-buffer-size": 9000,
-              "--response-buffer-size": 70000}
+              "--response-buffer-size": 70000,
+              "--memory-limit": 300000000}
     argv = ["--processes", "3", "--threads", "7", "--server-backlog", "99"]
     for option, value in values.items():
         argv += [option, str(value)]
@@ -392,7 +393,28 @@ def test_httpd_conf_daemon_options_reach_the_group(layout):
     assert summary["Inactivity Timeout"] == "9 (seconds)"
     assert summary["Restart Interval"] == "11 (seconds)"
     assert summary["CPU Time Limit"] == "12 (seconds)"
+    assert summary["Memory Limit"] == "300000000 (bytes)"
     assert summary["Server Backlog"] == "99 (connections)"
+
+
+def test_httpd_conf_daemon_memory_limit_only_when_given(layout):
+    """As in mod_wsgi-express's httpd.conf, no memory-limit= by default;
+    --memory-limit N gives memory-limit=N on the WSGIDaemonProcess line."""
+    setup = setup_for(layout, str(layout["script"]))
+    _, options = daemon_process(conf_of(setup))
+    assert "memory-limit" not in options
+    assert "Memory Limit" not in dict(setup.summary)
+    setup = setup_for(layout, "--memory-limit", "1048576")
+    _, options = daemon_process(conf_of(setup))
+    assert options["memory-limit"] == "1048576"
+    setup = setup_for(layout, "--memory-limit", str(1 << 48))
+    assert daemon_process(conf_of(setup))[1]["memory-limit"] == str(1 << 48)
+    # Embedded mode has no daemon: the option has no effect and says so.
+    setup = setup_for(layout, "--embedded-mode", "--memory-limit", "5000000")
+    assert "memory-limit" not in conf_of(setup)
+    assert setup.warnings == [
+        "--memory-limit only applies to daemon mode: it has no effect "
+        "with --embedded-mode"]
 
 
 def test_httpd_conf_daemon_process_group_and_socket_prefix(layout):
@@ -511,6 +533,16 @@ def test_embedded_mode_warns_about_daemon_options(layout):
     (["--response-buffer-size", "1000"],
      "--response-buffer-size must be 0 (the default, 65536) or from "
      "65536"),
+    # mod_tether refuses a memory-limit below 1 MiB (a unit mistake): the
+    # CLI says so before Apache does.
+    (["--memory-limit", "1000"],
+     "--memory-limit must be 0 (no limit) or from 1048576 to "
+     "281474976710656, not 1000"),
+    (["--memory-limit", "1048575"], "--memory-limit must be 0 (no limit) "
+                                    "or from 1048576"),
+    (["--memory-limit", str((1 << 48) + 1)],
+     "--memory-limit must be from 0 to 281474976710656"),
+    (["--memory-limit", "-1"], "--memory-limit must be from 0 to"),
     (["--threads", "10001"], "--threads is at most 10000 in daemon mode"),
     (["--process-group", "%{GLOBAL}"], "cannot start with %"),
     (["--process-group", " "], "must not be empty"),
