@@ -592,10 +592,10 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
                 && h.length > (uint32_t)g->header_buffer_size) {
                 ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                               TETHER_LOGNO(0502) "Response headers of %u "
-                              "bytes from daemon group '%s' (socket %s) "
-                              "exceed header-buffer-size=%d; raise that "
-                              "option of WSGIDaemonProcess", h.length,
-                              g->name, g->socket_path,
+                              "bytes from daemon group '%s' (socket %s, "
+                              "pid %ld) exceed header-buffer-size=%d; raise "
+                              "that option of WSGIDaemonProcess", h.length,
+                              g->name, g->socket_path, c->peer_pid,
                               g->header_buffer_size);
                 *status = HTTP_BAD_GATEWAY;
                 return X_ABORTED;

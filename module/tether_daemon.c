@@ -91,6 +91,10 @@
 /* Extra time a draining daemon gets past eviction-timeout before SIGTERM. */
 #define DRAIN_MARGIN apr_time_from_sec(1)
 
+/* Extra time a daemon exiting on purpose gets past its shutdown-timeout
+ * (its own watchdog kills it at shutdown-timeout) before the parent does. */
+#define EXIT_MARGIN apr_time_from_sec(2)
+
 #define RETAINED_KEY "tether_daemon_retained"
 
 typedef struct group_rt group_rt_t;
@@ -104,6 +108,7 @@ typedef struct {
     int signalled;                  /* SIGTERM sent while Apache stops */
     apr_time_t started;             /* when it was due to start serving */
     int backoff;                    /* seconds of the last back-off, 0 */
+    int killed;                     /* SIGKILL sent: overstayed its exit */
 } slot_t;
 
 /* A WSGIDaemonProcess group as the parent runs it. */
@@ -166,6 +171,7 @@ static int generation_over;
 typedef struct {
     volatile pid_t ready;           /* pid of the daemon that is serving */
     volatile pid_t exiting;         /* pid of a daemon exiting on purpose */
+    volatile apr_time_t exit_by;    /* when it must be gone (see below) */
     volatile int conns;             /* its open connections from Apache */
 } shm_slot_t;
 
@@ -199,11 +205,21 @@ void tether_daemon_mark_ready(tether_daemon_group_t *g, int slot)
     }
 }
 
+/*
+ * A daemon that exits on purpose has shutdown-timeout for its exit
+ * functions; it kills itself after that (tether_dserver.c).  Should even
+ * that fail, the parent kills it a little later (daemon_monitor).
+ */
 void tether_daemon_mark_exiting(tether_daemon_group_t *g, int slot)
 {
     shm_slot_t *ts = table_slot(g->index, slot);
 
     if (ts) {
+        ts->exit_by = apr_time_now() + (g->shutdown_timeout > 0
+                                        ? g->shutdown_timeout
+                                        : apr_time_from_sec(5))
+                      + EXIT_MARGIN;
+        __sync_synchronize();
         ts->exiting = getpid();
     }
 }
@@ -524,6 +540,7 @@ static apr_status_t spawn(slot_t *sl, int delay)
     }
     sl->started = apr_time_now() + apr_time_from_sec(delay);
     sl->signalled = 0;
+    sl->killed = 0;
     apr_pool_clear(sl->pool);
     apr_proc_other_child_register(&sl->proc, slot_maint, sl, NULL, sl->pool);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, ap_server_conf,
@@ -1476,8 +1493,32 @@ static void daemon_child_init(apr_pool_t *p, server_rec *s)
     }
 }
 
-/* About every ten seconds in the parent: retry failed forks, and make
- * daemons of earlier generations that overstay go. */
+/* A daemon that exits on purpose but is still there well after its
+ * shutdown-timeout (its own watchdog failed): the slot is needed. */
+static void kill_overstayed(group_rt_t *gr, slot_t *sl, apr_time_t now)
+{
+    shm_slot_t *ts = table_slot(gr->g->index, sl->slot);
+
+    if (!ts || sl->killed || ts->exiting != sl->proc.pid) {
+        return;
+    }
+    __sync_synchronize();
+    if (now < ts->exit_by) {
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, ap_server_conf,
+                 TETHER_LOGNO(0568) "Daemon process %d of group '%s' (pid %"
+                 APR_PID_T_FMT ", socket %s) is still exiting after "
+                 "shutdown-timeout=%" APR_TIME_T_FMT "s; sending SIGKILL",
+                 sl->slot, gr->g->name, sl->proc.pid, gr->g->socket_path,
+                 apr_time_sec(gr->g->shutdown_timeout));
+    kill(sl->proc.pid, SIGKILL);
+    sl->killed = 1;
+}
+
+/* About every ten seconds in the parent: retry failed forks, kill daemons
+ * that overstay their exit, and make daemons of earlier generations that
+ * overstay go. */
 static int daemon_monitor(apr_pool_t *p, server_rec *s)
 {
     apr_time_t now;
@@ -1495,6 +1536,9 @@ static int daemon_monitor(apr_pool_t *p, server_rec *s)
 
                 if (sl->proc.pid <= 0) {
                     spawn(sl, sl->backoff);
+                }
+                else {
+                    kill_overstayed(&groups[i], sl, now);
                 }
             }
         }

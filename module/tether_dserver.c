@@ -691,12 +691,18 @@ static int serve(dconn_t *dc, wreq_t *w, apr_pool_t *tp,
 
     r = make_request(p, ba, env, &head, w);
     if (queue_timed_out(&head)) {
+        /* Apache's side logs the message too, with its request. */
+        const char *why = apr_psprintf(
+            p, "queue-timeout expired: the request waited more than "
+            "queue-timeout=%" APR_TIME_T_FMT "s before daemon process %"
+            APR_PID_T_FMT " (socket %s) could take it; answered 504",
+            apr_time_sec(ds.g->queue_timeout), getpid(),
+            ds.g->socket_path ? ds.g->socket_path : "?");
+
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       TETHER_LOGNO(0602) "Queue timeout expired for WSGI "
-                      "daemon group '%s': the request waited more than "
-                      "queue-timeout=%" APR_TIME_T_FMT "s", ds.g->name,
-                      apr_time_sec(ds.g->queue_timeout));
-        send_error(w, HTTP_GATEWAY_TIME_OUT, "");
+                      "daemon group '%s': %s", ds.g->name, why);
+        send_error(w, HTTP_GATEWAY_TIME_OUT, why);
         goto done;
     }
 
@@ -1139,6 +1145,52 @@ static int drain(void)
     return left;
 }
 
+/*
+ * shutdown-timeout, once the process has decided to exit: Python's exit
+ * functions get that long, then the process is killed, so that a hung
+ * atexit function cannot keep the slot from its replacement.
+ */
+static apr_interval_time_t exit_allowance(void)
+{
+    return ds.g->shutdown_timeout > 0 ? ds.g->shutdown_timeout
+                                      : apr_time_from_sec(5);
+}
+
+static void *APR_THREAD_FUNC exit_watchdog(apr_thread_t *thread, void *data)
+{
+    apr_interval_time_t t = exit_allowance();
+
+    apr_sleep(t);
+    /* Should the log line itself block, the alarm still ends it. */
+    alarm(2);
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, ds.s,
+                 TETHER_LOGNO(0608) "daemon process %" APR_PID_T_FMT " of "
+                 "group '%s' (socket %s) did not finish exiting within "
+                 "shutdown-timeout=%" APR_TIME_T_FMT "s after it stopped "
+                 "serving (%s): Python's exit functions are still running; "
+                 "killing it", getpid(), ds.g->name,
+                 ds.g->socket_path ? ds.g->socket_path : "?",
+                 apr_time_sec(t),
+                 ds.stop_reason ? ds.stop_reason : "stopped");
+    kill(getpid(), SIGKILL);
+    return NULL;
+}
+
+static void start_exit_watchdog(void)
+{
+    apr_threadattr_t *attr;
+    apr_thread_t *thread;
+
+    if (apr_threadattr_create(&attr, ds.pool) != APR_SUCCESS
+        || apr_threadattr_detach_set(attr, 1) != APR_SUCCESS
+        || apr_thread_create(&thread, attr, exit_watchdog, NULL, ds.pool)
+           != APR_SUCCESS) {
+        /* No thread: SIGALRM's default action ends the process instead,
+         * silently (the parent logs the death). */
+        alarm((unsigned int)apr_time_sec(exit_allowance()) + 1);
+    }
+}
+
 static void __attribute__((noreturn)) finish(void)
 {
     int busy;
@@ -1155,6 +1207,7 @@ static void __attribute__((noreturn)) finish(void)
     tether_metrics_daemon_exit(ds.stop_reason);
     tether_daemon_mark_exiting(ds.g, ds.slot);
     if (!busy) {
+        start_exit_watchdog();
         tether_interp_stop();
     }
     _exit(0);

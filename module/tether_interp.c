@@ -268,6 +268,27 @@ static PyStatus config_home(PyConfig *config, const char *home,
     return PyConfig_SetBytesString(config, &config->home, home);
 }
 
+/*
+ * The locale as a normal `python3` sets it up (the isolated pre-config
+ * would leave LC_CTYPE at "C" whatever LANG, LC_ALL and LC_CTYPE say):
+ * LC_CTYPE from the environment, so that a daemon's lang=/locale= and
+ * Apache's own LANG reach Python's encodings; and in the C or POSIX
+ * locale, PEP 538's coercion to C.UTF-8 and PEP 540's UTF-8 mode, so that
+ * UTF-8 file names work under an init system's default locale.
+ * PYTHONUTF8 and PYTHONCOERCECLOCALE stay ignored, as PYTHON* are.
+ */
+static PyStatus preinit_locale(void)
+{
+    PyPreConfig pre;
+
+    PyPreConfig_InitIsolatedConfig(&pre);
+    pre.configure_locale = 1;
+    pre.coerce_c_locale = -1;
+    pre.coerce_c_locale_warn = 0;
+    pre.utf8_mode = -1;
+    return Py_PreInitialize(&pre);
+}
+
 static const char *start_python(apr_pool_t *p, const char *python_home)
 {
     tether_global_conf_t *g = tether_config_global();
@@ -275,6 +296,10 @@ static const char *start_python(apr_pool_t *p, const char *python_home)
     PyStatus status;
     const char *failure = NULL;
 
+    status = preinit_locale();
+    if (PyStatus_Exception(status)) {
+        return status_text(p, status);
+    }
     PyConfig_InitIsolatedConfig(&config);
     config.install_signal_handlers = 0;
     config.parse_argv = 0;
