@@ -991,23 +991,133 @@ static int env_set_obj(PyObject *env, const char *key, PyObject *v)
     return rc;
 }
 
-static int env_copy_table(PyObject *env, apr_table_t *t)
+/*
+ * What the environ of every request of an interpreter shares, kept in its
+ * state dict: the constant entries, and the key strings already made.
+ * Keys repeat from request to request (CGI names, the usual headers), so
+ * each is decoded once and then only looked up: a string per key and its
+ * hash less per request.  A slot that keeps missing is taken over, so
+ * header names a client makes up cannot stop the usual ones from being
+ * kept.
+ */
+#define KEY_SLOTS 256           /* a power of two */
+#define KEY_PROBES 4
+
+typedef struct {
+    apr_uint32_t hash;
+    apr_size_t len;
+    PyObject *key;
+} key_slot_t;
+
+typedef struct {
+    long flags;                 /* multithread | multiprocess << 1 */
+    PyObject *base;             /* the constant entries */
+    key_slot_t slots[KEY_SLOTS];
+} environ_cache_t;
+
+#define ENVIRON_CACHE "tether.environ_cache"
+
+static void environ_cache_free(PyObject *capsule)
+{
+    environ_cache_t *ec = PyCapsule_GetPointer(capsule, ENVIRON_CACHE);
+    int i;
+
+    if (!ec) {
+        PyErr_Clear();
+        return;
+    }
+    Py_XDECREF(ec->base);
+    for (i = 0; i < KEY_SLOTS; i++) {
+        Py_XDECREF(ec->slots[i].key);
+    }
+    free(ec);
+}
+
+/* A new reference to the key string for s[0..len). */
+static PyObject *environ_key(environ_cache_t *ec, const char *s,
+                             apr_size_t len)
+{
+    apr_uint32_t h = 2166136261u;       /* FNV-1a */
+    key_slot_t *slot;
+    PyObject *key;
+    apr_size_t i;
+
+    for (i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    }
+    for (i = 0; i < KEY_PROBES; i++) {
+        slot = &ec->slots[(h + i) & (KEY_SLOTS - 1)];
+        if (!slot->key) {
+            break;
+        }
+        if (slot->hash == h && slot->len == len
+            && !memcmp(PyUnicode_DATA(slot->key), s, len)) {
+            Py_INCREF(slot->key);
+            return slot->key;
+        }
+    }
+    /* Latin-1 makes a one-byte string whose data are these bytes. */
+    if (!(key = PyUnicode_DecodeLatin1(s, (Py_ssize_t)len, NULL))) {
+        return NULL;
+    }
+    if (i == KEY_PROBES) {
+        slot = &ec->slots[h & (KEY_SLOTS - 1)];
+    }
+    Py_XSETREF(slot->key, key);
+    Py_INCREF(key);
+    slot->hash = h;
+    slot->len = len;
+    return key;
+}
+
+/* The names apps read as "tether.NAME" and as mod_wsgi's "mod_wsgi.NAME";
+ * the Apache side gives only the first, the second shares its value. */
+static const char *const both_names[] = {
+    "process_group", "application_group", "callable_object", "script_name",
+    "path_info", "script_reloading", "request_id", "request_start",
+    "script_start", NULL
+};
+
+static int env_set_key(PyObject *env, environ_cache_t *ec, const char *key,
+                       apr_size_t len, PyObject *v)
+{
+    PyObject *k = environ_key(ec, key, len);
+    int rc = k ? PyDict_SetItem(env, k, v) : -1;
+
+    Py_XDECREF(k);
+    return rc;
+}
+
+static int env_copy_table(PyObject *env, environ_cache_t *ec, apr_table_t *t)
 {
     const apr_array_header_t *arr = apr_table_elts(t);
     const apr_table_entry_t *elts = (const apr_table_entry_t *)arr->elts;
     int i;
 
     for (i = 0; i < arr->nelts; i++) {
-        PyObject *k, *v;
-        int rc;
+        const char *key = elts[i].key;
+        apr_size_t klen;
+        PyObject *v;
+        int rc, j;
 
-        if (!elts[i].key || !elts[i].val) {
+        if (!key || !elts[i].val) {
             continue;
         }
-        k = PyUnicode_DecodeLatin1(elts[i].key, strlen(elts[i].key), NULL);
+        klen = strlen(key);
         v = PyUnicode_DecodeLatin1(elts[i].val, strlen(elts[i].val), NULL);
-        rc = (k && v) ? PyDict_SetItem(env, k, v) : -1;
-        Py_XDECREF(k);
+        rc = v ? env_set_key(env, ec, key, klen, v) : -1;
+        if (rc == 0 && klen > 7 && !memcmp(key, "tether.", 7)) {
+            for (j = 0; both_names[j]; j++) {
+                if (!strcmp(key + 7, both_names[j])) {
+                    char alias[64];
+
+                    apr_snprintf(alias, sizeof(alias), "mod_wsgi.%s",
+                                 both_names[j]);
+                    rc = env_set_key(env, ec, alias, strlen(alias), v);
+                    break;
+                }
+            }
+        }
         Py_XDECREF(v);
         if (rc < 0) {
             return -1;
@@ -1067,13 +1177,10 @@ static const char *request_id(request_rec *r)
     return r->log_id ? r->log_id : "";
 }
 
-/* Sets "tether.NAME" and "mod_wsgi.NAME", the names apps look for (the
- * keys are literals: nothing is allocated for them per request). */
-#define TABLE_SET_BOTH(t, name, value) do { \
-        const char *v_ = (value); \
-        apr_table_setn((t), "tether." name, v_); \
-        apr_table_setn((t), "mod_wsgi." name, v_); \
-    } while (0)
+/* Sets "tether.NAME"; the environ dict gets "mod_wsgi.NAME" too (see
+ * both_names), the names apps look for. */
+#define TABLE_SET_BOTH(t, name, value) \
+    apr_table_setn((t), "tether." name, (value))
 
 apr_table_t *tether_environ_strings(request_rec *r,
                                     const tether_request_t *req)
@@ -1155,30 +1262,13 @@ apr_table_t *tether_environ_strings(request_rec *r,
     return t;
 }
 
-/*
- * The environ dict: the strings the Apache side built (req->environ) plus
- * the entries that are Python objects.
- */
-/*
- * The entries that are the same for every request of this process, built
- * once per interpreter (kept in its state dict) and copied per request.
- */
-static PyObject *environ_base(const tether_request_t *req)
+/* The constant entries of the environ, built once per interpreter. */
+static PyObject *environ_base_new(const tether_request_t *req)
 {
-    PyObject *state = PyInterpreterState_GetDict(PyInterpreterState_Get());
-    long flags = (req->multithread ? 1 : 0) | (req->multiprocess ? 2 : 0);
-    PyObject *cached, *base;
+    PyObject *base = PyDict_New();
     int rc;
 
-    if (!state) {
-        return NULL;
-    }
-    cached = PyDict_GetItemString(state, "tether.environ_base");
-    if (cached && PyTuple_Check(cached)
-        && PyLong_AsLong(PyTuple_GET_ITEM(cached, 0)) == flags) {
-        return PyDict_Copy(PyTuple_GET_ITEM(cached, 1));
-    }
-    if (!(base = PyDict_New())) {
+    if (!base) {
         return NULL;
     }
     rc = env_set_obj(base, "wsgi.version", Py_BuildValue("(ii)", 1, 0));
@@ -1193,16 +1283,55 @@ static PyObject *environ_base(const tether_request_t *req)
     rc |= env_set_obj(base, "tether.version", version_tuple(TETHER_VERSION));
     rc |= env_set_obj(base, "mod_wsgi.version",
                       version_tuple(TETHER_MODWSGI_VERSION));
-    if (rc || !(cached = Py_BuildValue("(lO)", flags, base))
-        || PyDict_SetItemString(state, "tether.environ_base", cached) < 0) {
-        Py_XDECREF(cached);
+    if (rc) {
         Py_DECREF(base);
         return NULL;
     }
-    Py_DECREF(cached);
-    cached = PyDict_Copy(base);
-    Py_DECREF(base);
-    return cached;
+    return base;
+}
+
+/* This interpreter's environ cache, made on first use. */
+static environ_cache_t *environ_cache(const tether_request_t *req)
+{
+    PyObject *state = PyInterpreterState_GetDict(PyInterpreterState_Get());
+    long flags = (req->multithread ? 1 : 0) | (req->multiprocess ? 2 : 0);
+    environ_cache_t *ec;
+    PyObject *capsule;
+
+    if (!state) {
+        return NULL;
+    }
+    capsule = PyDict_GetItemString(state, ENVIRON_CACHE);
+    if (capsule) {
+        ec = PyCapsule_GetPointer(capsule, ENVIRON_CACHE);
+    }
+    else {
+        if (!(ec = calloc(1, sizeof(*ec)))) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        ec->flags = -1;
+        if (!(capsule = PyCapsule_New(ec, ENVIRON_CACHE,
+                                      environ_cache_free))) {
+            free(ec);
+            return NULL;
+        }
+        if (PyDict_SetItemString(state, ENVIRON_CACHE, capsule) < 0) {
+            Py_DECREF(capsule);
+            return NULL;
+        }
+        Py_DECREF(capsule);
+    }
+    if (ec && ec->flags != flags) {
+        PyObject *base = environ_base_new(req);
+
+        if (!base) {
+            return NULL;
+        }
+        Py_XSETREF(ec->base, base);
+        ec->flags = flags;
+    }
+    return ec;
 }
 
 /*
@@ -1232,9 +1361,10 @@ static PyObject *environ_build(adapter_t *ad)
 PyObject *tether_adapter_environ(const tether_request_t *req,
                                  PyObject *errors)
 {
-    PyObject *env = environ_base(req);
+    environ_cache_t *ec = environ_cache(req);
+    PyObject *env = ec ? PyDict_Copy(ec->base) : NULL;
 
-    if (!env || env_copy_table(env, req->environ) < 0
+    if (!env || env_copy_table(env, ec, req->environ) < 0
         || PyDict_SetItemString(env, "wsgi.errors", errors) < 0) {
         Py_XDECREF(env);
         return NULL;

@@ -895,7 +895,7 @@ void tether_api_request_begin(tether_api_request_t *ar, request_rec *r,
     ar->r = r;
     ar->req = req;
     ar->application_start = apr_time_now();
-    ar->request_start = environ_time(req, "mod_wsgi.request_start");
+    ar->request_start = environ_time(req, "tether.request_start");
     if (!ar->request_start) {
         ar->request_start = r->request_time;
     }
@@ -927,7 +927,7 @@ void tether_api_request_begin(tether_api_request_t *ar, request_rec *r,
     if (!ar->events) {
         return;
     }
-    id = req->environ ? apr_table_get(req->environ, "mod_wsgi.request_id")
+    id = req->environ ? apr_table_get(req->environ, "tether.request_id")
                       : NULL;
     ar->request_id = PyUnicode_FromString(id ? id : "");
     if (ar->request_id && scratchpad(ar)) {

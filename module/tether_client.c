@@ -146,7 +146,10 @@ static tether_conn_t *connect_daemon(request_rec *r,
             if (!c) {
                 close(fd);
                 *why = APR_ENOMEM;
+                return NULL;
             }
+            /* Only the thread serving a request uses a connection. */
+            tether_conn_blocking(c);
             return c;
         }
         *why = rv;
@@ -835,7 +838,7 @@ int tether_client_run(request_rec *r, tether_request_t *req,
                           : status_text(why));
             return HTTP_SERVICE_UNAVAILABLE;
         }
-        c->timeout = socket_timeout(r, g);
+        tether_conn_set_timeout(c, socket_timeout(r, g));
         client_timeout(r, g, 1);
         status = OK;
         outcome = exchange(r, req, g, c, reused && !dead_conns, &status);

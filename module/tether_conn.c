@@ -1,7 +1,8 @@
 /*
  * Framed I/O between an Apache child and a daemon process; see
- * tether_conn.h.  Sockets are non-blocking; waits go through poll() so each
- * read or write is bounded by the connection's timeout.
+ * tether_conn.h.  Each read or write is bounded by the connection's
+ * timeout: a non-blocking socket waits in poll(), one made blocking (the
+ * Apache side's) through SO_RCVTIMEO/SO_SNDTIMEO.
  */
 #include "tether_conn.h"
 
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -39,6 +41,35 @@ tether_conn_t *tether_conn_new(int fd, apr_interval_time_t timeout)
         fcntl(fd, F_SETFL, flags | O_NONBLOCK);
     }
     return c;
+}
+
+static void apply_timeout(tether_conn_t *c)
+{
+    struct timeval tv;
+
+    tv.tv_sec = (time_t)apr_time_sec(c->timeout);
+    tv.tv_usec = (suseconds_t)apr_time_usec(c->timeout);
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    c->applied = c->timeout;
+}
+
+void tether_conn_blocking(tether_conn_t *c)
+{
+    int flags = fcntl(c->fd, F_GETFL);
+
+    if (flags >= 0 && fcntl(c->fd, F_SETFL, flags & ~O_NONBLOCK) == 0) {
+        c->blocking = 1;
+        apply_timeout(c);
+    }
+}
+
+void tether_conn_set_timeout(tether_conn_t *c, apr_interval_time_t timeout)
+{
+    c->timeout = timeout > 0 ? timeout : 0;
+    if (c->blocking && c->applied != c->timeout) {
+        apply_timeout(c);
+    }
 }
 
 void tether_conn_close(tether_conn_t *c)
@@ -178,6 +209,9 @@ static apr_status_t recv_some(tether_conn_t *c, void *dst, apr_size_t len,
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             return errno;
         }
+        if (c->blocking) {
+            return APR_TIMEUP;      /* SO_RCVTIMEO ran out */
+        }
         if ((rv = wait_io(c, POLLIN)) != APR_SUCCESS) {
             return rv;
         }
@@ -275,7 +309,8 @@ apr_status_t tether_conn_read_header(tether_conn_t *c,
 
 apr_status_t tether_conn_wait(tether_conn_t *c)
 {
-    return c->pos < c->len ? APR_SUCCESS : wait_io(c, POLLIN);
+    /* A blocking socket's next read does the waiting. */
+    return c->pos < c->len || c->blocking ? APR_SUCCESS : wait_io(c, POLLIN);
 }
 
 int tether_conn_take_fd(tether_conn_t *c)
@@ -316,6 +351,9 @@ static apr_status_t send_all(tether_conn_t *c, struct msghdr *msg)
             }
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 return errno;
+            }
+            if (c->blocking) {
+                return APR_TIMEUP;  /* SO_SNDTIMEO ran out */
             }
             if ((rv = wait_io(c, POLLOUT)) != APR_SUCCESS) {
                 return rv;

@@ -26,6 +26,8 @@ typedef struct {
     int fds[TETHER_CONN_MAX_FDS];   /* descriptors received, in order */
     int nfds;
     apr_interval_time_t timeout;    /* per read/write wait; 0: none */
+    int blocking;                   /* tether_conn_blocking() was called */
+    apr_interval_time_t applied;    /* the timeout the socket has */
     int peer_closed;
     long peer_pid;                  /* from the daemon's HELLO, or 0 */
     unsigned char *wbuf;            /* frames queued, not yet written */
@@ -36,6 +38,14 @@ typedef struct {
 tether_conn_t *tether_conn_new(int fd, apr_interval_time_t timeout);
 /* Closes the socket and any received descriptors, frees everything. */
 void tether_conn_close(tether_conn_t *c);
+/*
+ * Makes the socket blocking, its waits bounded by SO_RCVTIMEO/SO_SNDTIMEO
+ * instead of poll(): a read that waits for the peer's answer is then one
+ * system call, not three.  For a connection one thread uses at a time.
+ */
+void tether_conn_blocking(tether_conn_t *c);
+/* Sets the per read/write timeout (0: none). */
+void tether_conn_set_timeout(tether_conn_t *c, apr_interval_time_t timeout);
 
 /*
  * Connects to the Unix socket at `path`.  Returns APR_SUCCESS, or the

@@ -412,14 +412,14 @@ static const struct {
     HEAD_FIELD("SERVER_NAME", server_name),
     HEAD_FIELD("CONTENT_LENGTH", content_length),
     HEAD_FIELD("HTTP_TRANSFER_ENCODING", transfer_encoding),
-    HEAD_FIELD("mod_wsgi.request_id", request_id),
+    HEAD_FIELD("tether.request_id", request_id),
     HEAD_FIELD("mod_wsgi.queue_start", queue_start),
     HEAD_FIELD("tether.script_file", script_file),
     HEAD_FIELD("SCRIPT_NAME", script_name),
     HEAD_FIELD("PATH_INFO", path_info),
-    HEAD_FIELD("mod_wsgi.application_group", application_group),
-    HEAD_FIELD("mod_wsgi.callable_object", callable_object),
-    HEAD_FIELD("mod_wsgi.script_reloading", script_reloading),
+    HEAD_FIELD("tether.application_group", application_group),
+    HEAD_FIELD("tether.callable_object", callable_object),
+    HEAD_FIELD("tether.script_reloading", script_reloading),
     HEAD_FIELD(":script_mtime", script_mtime),
     HEAD_FIELD(":log_level", log_level),
 };
@@ -593,7 +593,8 @@ static apr_table_t *read_environ(apr_pool_t *p, tether_conn_t *c,
         *rv = APR_EGENERAL;
         return NULL;
     }
-    buf = apr_palloc(p, h.length ? h.length : 1);
+    /* One byte more: the last value's NUL goes after the payload. */
+    buf = apr_palloc(p, h.length + 1);
     if ((*rv = tether_conn_read(c, buf, h.length)) != APR_SUCCESS) {
         return NULL;
     }
@@ -607,16 +608,19 @@ static apr_table_t *read_environ(apr_pool_t *p, tether_conn_t *c,
     env = apr_table_make(p, (int)n + 4);
     memset(head, 0, sizeof(*head));
     for (i = 0; i < n; i++) {
-        const char *value = apr_pstrmemdup(p, pairs[i].value,
-                                           pairs[i].value_len);
+        /* The strings stay in buf, made C strings where they lie: each
+         * NUL lands on the first byte of the next length field, which
+         * was decoded already (or on the byte after the payload). */
+        char *key = (char *)pairs[i].key, *value = (char *)pairs[i].value;
 
-        head_note(head, pairs[i].key, pairs[i].key_len, value);
+        key[pairs[i].key_len] = '\0';
+        value[pairs[i].value_len] = '\0';
+        head_note(head, key, pairs[i].key_len, value);
         /* ":name" entries are the protocol's, not the environ's. */
-        if (pairs[i].key_len && pairs[i].key[0] == ':') {
+        if (pairs[i].key_len && key[0] == ':') {
             continue;
         }
-        apr_table_addn(env, apr_pstrmemdup(p, pairs[i].key, pairs[i].key_len),
-                       value);
+        apr_table_addn(env, key, value);
     }
     return env;
 }
