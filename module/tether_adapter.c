@@ -998,10 +998,11 @@ static int env_set_obj(PyObject *env, const char *key, PyObject *v)
  * each is decoded once and then only looked up: a string per key and its
  * hash less per request.  A slot that keeps missing is taken over, so
  * header names a client makes up cannot stop the usual ones from being
- * kept.
+ * kept, and at most KEY_SLOTS keys of at most KEY_MAX bytes are kept.
  */
 #define KEY_SLOTS 256           /* a power of two */
 #define KEY_PROBES 4
+#define KEY_MAX 64              /* longer keys are made each time */
 
 typedef struct {
     apr_uint32_t hash;
@@ -1042,6 +1043,9 @@ static PyObject *environ_key(environ_cache_t *ec, const char *s,
     PyObject *key;
     apr_size_t i;
 
+    if (len > KEY_MAX) {
+        return PyUnicode_DecodeLatin1(s, (Py_ssize_t)len, NULL);
+    }
     for (i = 0; i < len; i++) {
         h = (h ^ (unsigned char)s[i]) * 16777619u;
     }

@@ -222,6 +222,20 @@ def test_thousands_of_headers_all_reach_the_environ(server):
         assert env["HTTP_" + name.upper().replace("-", "_")] == value
 
 
+def test_header_names_changing_from_request_to_request(server):
+    """The environ's key strings are kept per interpreter (a bounded cache
+    that header names a client makes up churn): each request still gets
+    exactly its own headers, long names included."""
+    for rnd in range(4):
+        headers = many_headers(300, prefix="X-R%d-" % rnd)
+        headers.append(("X-" + "L" * 100 + str(rnd), "long %d" % rnd))
+        env = json_of(exchange(server, head("GET", "/app/environ", headers)))
+        sent = {"HTTP_" + name.upper().replace("-", "_"): value
+                for name, value in headers}
+        got = {k: v for k, v in env.items() if k.startswith("HTTP_X_")}
+        assert got == sent
+
+
 def test_request_line_past_limit_request_line_rejected_with_414(server):
     raw = exchange(server, head("GET", "/app/hello?" + "q" * 9000))
     assert raw.status == 414, raw
