@@ -44,6 +44,9 @@ static void fuzz_pairs(const uint8_t *data, size_t size)
     rc_count = tether_wire_pairs_decode(data, size, NULL, 0, &counted);
     /* Counting and decoding agree on every input. */
     CHECK(rc == rc_count);
+    /* The declared count sizes the array of a one-pass decoding. */
+    CHECK(rc != TETHER_WIRE_OK
+          || tether_wire_pairs_count(data, size) == counted);
     if (rc != TETHER_WIRE_OK) {
         CHECK(rc < 0 && tether_wire_strerror(rc) != NULL);
         return;

@@ -332,12 +332,13 @@ static int apply_head(request_rec *r, tether_daemon_group_t *g,
     apr_size_t n, i;
     const char *status_line;
 
-    if (tether_wire_pairs_decode(buf, len, NULL, 0, &n) != TETHER_WIRE_OK
-        || n == 0) {
+    n = tether_wire_pairs_count(buf, len);
+    if (n == 0 || n > TETHER_WIRE_MAX_PAIRS) {
         return HTTP_BAD_GATEWAY;
     }
     pairs = apr_palloc(r->pool, sizeof(*pairs) * n);
     if (tether_wire_pairs_decode(buf, len, pairs, n, &n) != TETHER_WIRE_OK
+        || n == 0
         || pairs[0].key_len != 7 || memcmp(pairs[0].key, ":status", 7)) {
         return HTTP_BAD_GATEWAY;
     }

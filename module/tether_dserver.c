@@ -598,13 +598,17 @@ static apr_table_t *read_environ(apr_pool_t *p, tether_conn_t *c,
     if ((*rv = tether_conn_read(c, buf, h.length)) != APR_SUCCESS) {
         return NULL;
     }
-    if (tether_wire_pairs_decode(buf, h.length, NULL, 0, &n)
-            != TETHER_WIRE_OK) {
+    n = tether_wire_pairs_count(buf, h.length);
+    if (n > TETHER_WIRE_MAX_PAIRS) {
         *rv = APR_EGENERAL;
         return NULL;
     }
     pairs = apr_palloc(p, sizeof(*pairs) * (n ? n : 1));
-    tether_wire_pairs_decode(buf, h.length, pairs, n, &n);
+    if (tether_wire_pairs_decode(buf, h.length, pairs, n, &n)
+            != TETHER_WIRE_OK) {
+        *rv = APR_EGENERAL;
+        return NULL;
+    }
     env = apr_table_make(p, (int)n + 4);
     memset(head, 0, sizeof(*head));
     for (i = 0; i < n; i++) {

@@ -218,6 +218,19 @@ static int take_field(const unsigned char *in, size_t *pos, size_t *left,
     return TETHER_WIRE_OK;
 }
 
+size_t tether_wire_pairs_count(const unsigned char *in, size_t len)
+{
+    size_t count;
+
+    if (len < 4) {
+        return 0;
+    }
+    count = get_u32(in);
+    /* More than the bytes could hold fails the decoding anyway: no need
+     * to size an array for it. */
+    return count <= (len - 4) / 8 ? count : (len - 4) / 8 + 1;
+}
+
 int tether_wire_pairs_decode(const unsigned char *in, size_t len,
                              tether_wire_pair_t *pairs, size_t max,
                              size_t *n)

@@ -137,6 +137,14 @@ size_t tether_wire_pairs_encode(unsigned char *out, size_t cap,
                                 const tether_wire_pair_t *pairs, size_t n);
 
 /*
+ * The count a len-byte pair list declares (0 if it is too short to hold
+ * one; capped at one more than its bytes could hold), unchecked
+ * otherwise: to size the array for a single decoding pass, which then
+ * checks it against TETHER_WIRE_MAX_PAIRS and the bytes.
+ */
+size_t tether_wire_pairs_count(const unsigned char *in, size_t len);
+
+/*
  * Decodes the len-byte pair list at in into pairs[0..*n), pointing into
  * in.  Fails with ECOUNT if the count is above TETHER_WIRE_MAX_PAIRS or
  * above max, ETRUNCATED if a length runs past the end and ETRAILING if
