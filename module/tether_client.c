@@ -498,6 +498,7 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
     apr_bucket_brigade *out = apr_brigade_create(r->pool, ba);
     apr_size_t batched = 0;
     int body_done = 0, body_asked = 0, head_seen = 0, rejected = 0;
+    int unsent = 0;
     tether_wire_header_t h;
     apr_status_t rv;
 
@@ -515,6 +516,7 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
     }
     if (rv == EPIPE || rv == APR_ECONNRESET) {
         /* The daemon may have hung up with a GOODBYE: read it. */
+        unsent = 1;
         rv = APR_SUCCESS;
     }
     if (rv == APR_SUCCESS) {
@@ -750,9 +752,21 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
         break;
     }
 
-    /* The connection failed. */
+    /*
+     * The connection failed.  A reused connection that the daemon closed
+     * without reading the request (it was idle when the daemon went, or
+     * the daemon dropped it after its last response) is tried again: the
+     * request could not be written (EPIPE), or the daemon closed it with
+     * the request unread (the kernel reports ECONNRESET, where a frame cut
+     * short is a clean EOF first).  A clean EOF after the request went
+     * out means the daemon read it, and may have run it: a daemon that
+     * dies or is cut off by graceful-timeout in the middle of a request
+     * must not have that request run again elsewhere.
+     */
     if (!head_seen && reused && !body_asked
-        && (rv == APR_EOF || rv == APR_ECONNRESET || rv == EPIPE)) {
+        && ((unsent && (rv == APR_EOF || rv == APR_ECONNRESET
+                        || rv == EPIPE))
+            || (rv == APR_ECONNRESET && !c->peer_closed))) {
         return X_RETRY;
     }
     if (head_seen) {

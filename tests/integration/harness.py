@@ -27,6 +27,7 @@ into the server's ``sanitizer/`` directory, and any report fails the test
 that was running (conftest.py) or the stop of the server.
 """
 
+import concurrent.futures
 import contextlib
 import errno
 import grp
@@ -189,6 +190,30 @@ def find_apache():
     if not mpms:
         return "Apache at %s has neither mpm_event nor mpm_prefork" % binary
     return install
+
+
+CI_TRUE = ("true", "1", "yes")
+
+
+def on_ci(environ=None):
+    """True in a CI run: $CI is "true" (as GitHub Actions, GitLab CI and
+    most others set it), "1" or "yes", in any case."""
+    environ = os.environ if environ is None else environ
+    return environ.get("CI", "").strip().lower() in CI_TRUE
+
+
+def missing_prerequisite(reason, environ=None):
+    """What the integration tests do when Apache (or a part of it the
+    tests need) is missing, `reason` saying what: ("fail", message) in a
+    CI run, so that CI cannot pass by skipping them, else ("skip",
+    message)."""
+    environ = os.environ if environ is None else environ
+    message = "integration tests need Apache httpd 2.4: %s" % reason
+    if on_ci(environ):
+        return ("fail", "%s (CI=%s: a CI run must not skip the integration "
+                "tests; install Apache, e.g. with `.ci/bootstrap test`)"
+                % (message, environ["CI"]))
+    return ("skip", message)
 
 
 class ModuleUnderTest:
@@ -520,6 +545,30 @@ def wait_for(predicate, deadline=WAIT_DEADLINE, interval=0.02, what=None):
 
 
 # --- HTTP helpers ------------------------------------------------------------
+
+def load(server, path, seconds, workers=8, check=None):
+    """GETs `path` from `workers` threads, each request on a connection of
+    its own, for `seconds`; returns one outcome per request: its status, or
+    what went wrong with it (the repr of the exception it raised, or what
+    check(response) said: check returns None for a good response)."""
+    end = time.monotonic() + seconds
+
+    def run():
+        out = []
+        while time.monotonic() < end:
+            try:
+                resp = server.get(path)
+            except (OSError, http.client.HTTPException) as exc:
+                out.append(repr(exc))
+                continue
+            bad = check(resp) if check else None
+            out.append(resp.status if bad is None else bad)
+        return out
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(run) for _ in range(workers)]
+        return [s for f in futures for s in f.result()]
+
 
 class Response:
     """A complete response read by http.client."""

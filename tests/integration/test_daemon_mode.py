@@ -391,20 +391,7 @@ class TestTimeouts:
 
 def _load(server, path, seconds, workers=8):
     """Sends requests from `workers` threads for `seconds`; statuses."""
-    end = time.monotonic() + seconds
-
-    def run():
-        out = []
-        while time.monotonic() < end:
-            try:
-                out.append(server.get(path).status)
-            except (OSError, http.client.HTTPException) as exc:
-                out.append(repr(exc))
-        return out
-
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(run) for _ in range(workers)]
-        return [s for f in futures for s in f.result()]
+    return harness.load(server, path, seconds, workers)
 
 
 RECYCLE_CONFIG = f"""

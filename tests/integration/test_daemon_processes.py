@@ -125,7 +125,11 @@ def log_times(text, pattern):
             m = re.match(r"\[\w+ \w+ +\d+ (\d+):(\d+):(\d+\.\d+) \d+\]", line)
             if m:
                 h, mi, s = m.groups()
-                times.append(int(h) * 3600 + int(mi) * 60 + float(s))
+                t = int(h) * 3600 + int(mi) * 60 + float(s)
+                # Hours before the line above: past midnight, the next day.
+                while times and t < times[-1] - 43200:
+                    t += 86400
+                times.append(t)
     return times
 
 
