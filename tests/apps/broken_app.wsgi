@@ -119,6 +119,14 @@ def header_name_crlf(environ, start_response):
     return [b"CRLF in a header name was accepted\n"]
 
 
+def header_name_char(environ, start_response):
+    # ?char=HEX: a header name with that character in its middle.
+    char = chr(int(parse_qs(environ.get("QUERY_STRING", ""))["char"][-1],
+                   16))
+    start_response("200 OK", TEXT + [("X-Bad%sName" % char, "yes")])
+    return [b"a header name with a control character was accepted\n"]
+
+
 def header_value_not_latin1(environ, start_response):
     start_response("200 OK", TEXT + [("X-Euro", "\u20ac")])
     return [b"a header value outside latin-1 was accepted\n"]
@@ -188,6 +196,7 @@ ROUTES = {
     "/header-value-crlf": header_value_crlf,
     "/header-value-lf": header_value_lf,
     "/header-name-crlf": header_name_crlf,
+    "/header-name-char": header_name_char,
     "/header-value-not-latin1": header_value_not_latin1,
     "/header-value-control": header_value_control,
     "/body-str": body_str,

@@ -35,6 +35,11 @@ restarts gracefully, `server.configtest(config)` runs `httpd -t`, and
 since=mark)` read the error log.  When a test fails, the error log of every
 running server (from the test's start) is added to its report.
 
+Without Apache the integration tests skip, saying why, except when CI=true
+(or 1, yes): a CI run fails them instead, so that it cannot go green by
+skipping (harness.missing_prerequisite).  A missing built module fails them
+in both cases.
+
 TETHER_TEST_MODULE=/path/to/mod_wsgi.so runs the suite against mod_wsgi (a
 reference run; the `tether_only` fixture skips Tether-only tests),
 TETHER_TEST_KEEP=1 keeps every server directory, TETHER_TEST_LOGLEVEL sets
@@ -91,8 +96,8 @@ class HttpdEnv:
         if log_level is None:
             log_level = os.environ.get("TETHER_TEST_LOGLEVEL", "info")
         if not self.has_mpm(mpm):
-            pytest.skip("Apache at %s has no mpm_%s"
-                        % (self.install.binary, mpm))
+            _missing("Apache at %s has no mpm_%s"
+                     % (self.install.binary, mpm))
         return harness.ApacheServer(self.install, self.module, config=config,
                                     mpm=mpm, log_level=log_level, name=name,
                                     mpm_settings=mpm_settings,
@@ -117,11 +122,21 @@ def _check_apache_can_read(module):
             % (user, bad, sys.prefix, user), returncode=4)
 
 
+def _missing(reason):
+    """Skips the test for lack of Apache, or fails it when CI=true
+    (harness.missing_prerequisite)."""
+    action, message = harness.missing_prerequisite(reason)
+    if action == "fail":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def httpd_env():
     install = harness.find_apache()
     if isinstance(install, str):
-        pytest.skip("integration tests need Apache httpd 2.4: " + install)
+        _missing(install)
+    # A missing module fails the tests everywhere, CI or not.
     try:
         module = harness.find_module()
     except harness.HarnessError as exc:

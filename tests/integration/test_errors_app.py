@@ -131,6 +131,38 @@ def test_errors_control_character_in_header_value_rejected(server):
     assert_still_serving(server)
 
 
+# Characters a response header name (an HTTP token) cannot hold, besides CR
+# and LF: Tether refuses every non-token character; mod_wsgi refuses control
+# characters and the space, but takes a NUL as the end of the name and lets
+# separators such as ":" through.
+BAD_NAME_CHARS = [
+    ("nul", 0x00, True), ("soh", 0x01, False), ("tab", 0x09, False),
+    ("esc", 0x1b, False), ("del", 0x7f, False), ("space", 0x20, False),
+    ("colon", 0x3a, True),
+]
+
+
+@pytest.mark.parametrize("char,tether_only_case",
+                         [case[1:] for case in BAD_NAME_CHARS],
+                         ids=[case[0] for case in BAD_NAME_CHARS])
+def test_errors_bad_character_in_header_name_rejected_with_traceback(
+        server, reference, char, tether_only_case):
+    if reference and tether_only_case:
+        pytest.skip("mod_wsgi does not refuse this character")
+    mark = server.log_mark()
+    raw = server.raw_request("GET", "/broken/header-name-char?char=%02x"
+                             % char)
+    assert raw.status == 500, raw
+    assert b"X-Bad" not in raw.data
+    assert b"was accepted" not in raw.data
+    log = assert_logged_with_request(server, mark, r"ValueError")
+    if not reference:
+        assert re.search(r"ValueError: invalid response header name "
+                         r"'X-Bad.*Name': must be an HTTP token", log), log
+        assert_traceback(log, "header_name_char")
+    assert_still_serving(server)
+
+
 # --- failures after output started -------------------------------------------
 
 def test_errors_str_body_item_after_output_cuts_the_response(server):
@@ -181,7 +213,9 @@ def test_errors_body_longer_than_content_length_is_truncated(
     assert_still_serving(server)
 
 
-def test_errors_body_shorter_than_content_length_is_incomplete(server):
+def test_errors_body_shorter_than_content_length_is_incomplete(
+        server, reference):
+    mark = server.log_mark()
     conn = server.http()
     try:
         conn.request("GET", "/broken/body-shorter")
@@ -192,4 +226,10 @@ def test_errors_body_shorter_than_content_length_is_incomplete(server):
     finally:
         conn.close()
     assert info.value.partial == b"01234"
+    if not reference:
+        log = assert_logged_with_request(
+            server, mark, r"TETHER0402: .* returned 5 bytes, less than its "
+                          r"Content-Length of 10")
+        assert re.search(r"\[[\w.]+:error\] \[pid [^\]]*\] "
+                         + server.client_tag + r" TETHER0402: ", log), log
     assert_still_serving(server)

@@ -216,8 +216,9 @@ class ExpressServer:
     It takes part in the harness's LIVE_SERVERS, so a failing test shows
     its error log and a crashed Apache child fails the test."""
 
-    def __init__(self, name):
+    def __init__(self, name, env=None):
         self.name = name
+        self.env = dict(env or {})      # added to tether-express's env
         self.work = make_workdir(name)
         self.apps = os.path.join(self.work, "apps")
         self.root = os.path.join(self.work, "server-root")
@@ -246,10 +247,12 @@ class ExpressServer:
             argv = express_argv("start-server", *args, "--host", "127.0.0.1",
                                 "--port", self.port,
                                 "--server-root", self.root)
+            env = clean_env(self.sanitizer_dir)
+            env.update(self.env)
             with open(self.stdout_path, "w") as out, \
                     open(self.stderr_path, "w") as err:
                 self.proc = subprocess.Popen(
-                    argv, cwd=self.work, env=clean_env(self.sanitizer_dir),
+                    argv, cwd=self.work, env=env,
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err)
             try:
                 harness.wait_for(self._started_or_exited,
@@ -438,12 +441,13 @@ class ExpressServer:
 
 
 @contextlib.contextmanager
-def express_server(name, *args, make_files=None):
+def express_server(name, *args, make_files=None, env=None):
     """An ExpressServer started with `args`, closed (and checked) after.
 
     `make_files(server)` runs before the start, to add files to the work
-    directory; it returns extra arguments (e.g. paths it made)."""
-    server = ExpressServer(name)
+    directory; it returns extra arguments (e.g. paths it made).  `env`
+    adds variables to tether-express's environment."""
+    server = ExpressServer(name, env=env)
     try:
         extra = make_files(server) if make_files else ()
         resolved = [a(server) if callable(a) else a for a in args]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,6 +26,12 @@ def server(httpd_env, server_variant):
                           wsgi_mode=server_variant.wsgi_mode,
                           name="environ-" + server_variant.name) as srv:
         yield srv
+
+
+@pytest.fixture
+def reference(httpd_env):
+    """True when the module under test is mod_wsgi (a reference run)."""
+    return httpd_env.reference
 
 
 def fetch(server, path, headers=None):
@@ -110,6 +117,40 @@ def test_environ_server_name_port_and_protocol(server):
     assert env["SERVER_PORT"] == str(server.port)
     assert env["SERVER_PROTOCOL"] == "HTTP/1.1"
     assert env["REQUEST_METHOD"] == "GET"
+
+
+def test_environ_server_software_addr_and_gateway_interface(server):
+    env = environ_of(server, "/app/x")
+    assert re.match(r"Apache(/2\.4\.\d+)?( |$)", env["SERVER_SOFTWARE"]), \
+        env["SERVER_SOFTWARE"]
+    assert env["SERVER_ADDR"] == "127.0.0.1"
+    assert env["GATEWAY_INTERFACE"] == "CGI/1.1"
+
+
+def test_environ_script_filename_and_path_translated(server):
+    env = environ_of(server, "/app/x/y")
+    assert env["SCRIPT_FILENAME"] == os.path.join(server.apps,
+                                                  "environ_app.wsgi")
+    # DocumentRoot + PATH_INFO, as Apache's CGI variables give it.
+    assert env["PATH_TRANSLATED"] == os.path.join(server.root, "htdocs") \
+        + "/x/y"
+    # No PATH_INFO, no PATH_TRANSLATED.
+    env = environ_of(server, "/app")
+    assert env["SCRIPT_FILENAME"] == os.path.join(server.apps,
+                                                  "environ_app.wsgi")
+    assert "PATH_TRANSLATED" not in env
+
+
+@pytest.mark.parametrize("path,script_name", [("/app/x", "/app"),
+                                              ("/auth/x", "/auth"),
+                                              ("/x", "")])
+def test_environ_mod_wsgi_and_tether_script_name_equal_script_name(
+        server, reference, path, script_name):
+    env = environ_of(server, path)
+    assert env["SCRIPT_NAME"] == script_name
+    assert env["mod_wsgi.script_name"] == script_name
+    if not reference:
+        assert env["tether.script_name"] == script_name
 
 
 def test_environ_server_protocol_http10(server):
