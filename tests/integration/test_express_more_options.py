@@ -270,8 +270,12 @@ def test_express_setup_only_writes_server_root_and_starts_nothing(httpd_env):
         assert processes_naming(conf) == []
         with open(conf) as f:
             assert "Listen 127.0.0.1:%d" % port in f.read()
+        # (Under TETHER_TEST_SANITIZE httpd loads the sanitized module, which
+        # needs the sanitizer runtimes preloaded.)
         test = subprocess.run([httpd_env.install.binary, "-t", "-f", conf],
-                              capture_output=True, text=True, env=clean_env(),
+                              capture_output=True, text=True,
+                              env=clean_env(harness.sanitizer_dir_of(
+                                  os.path.dirname(conf))),
                               timeout=harness.START_DEADLINE, check=False)
         assert test.returncode == 0, test.stdout + test.stderr
         ok = True
@@ -322,8 +326,12 @@ def test_express_max_clients_in_daemon_mode_config_passes_configtest(
             assert workers - 37 < int(threads[0])
         else:                   # prefork
             assert workers == limit == 37
+        # (Under TETHER_TEST_SANITIZE httpd loads the sanitized module, which
+        # needs the sanitizer runtimes preloaded.)
         test = subprocess.run([httpd_env.install.binary, "-t", "-f", conf],
-                              capture_output=True, text=True, env=clean_env(),
+                              capture_output=True, text=True,
+                              env=clean_env(harness.sanitizer_dir_of(
+                                  os.path.dirname(conf))),
                               timeout=harness.START_DEADLINE, check=False)
         assert test.returncode == 0, test.stdout + test.stderr
         # Apache says nothing about adjusting the numbers it was given.
