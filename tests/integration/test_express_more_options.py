@@ -235,6 +235,19 @@ class TestHttpOptions:
 
 # --- --setup-only ------------------------------------------------------------
 
+def configtest(httpd_env, conf):
+    """`httpd -t -f conf`, which must pass; its result.  (Under
+    TETHER_TEST_SANITIZE httpd loads the sanitized module, which needs the
+    sanitizer runtimes preloaded.)"""
+    test = subprocess.run([httpd_env.install.binary, "-t", "-f", conf],
+                          capture_output=True, text=True,
+                          env=clean_env(harness.sanitizer_dir_of(
+                              os.path.dirname(conf))),
+                          timeout=harness.START_DEADLINE, check=False)
+    assert test.returncode == 0, test.stdout + test.stderr
+    return test
+
+
 def test_express_setup_only_writes_server_root_and_starts_nothing(httpd_env):
     work = make_workdir("setup-only")
     root = os.path.join(work, "server-root")
@@ -270,14 +283,7 @@ def test_express_setup_only_writes_server_root_and_starts_nothing(httpd_env):
         assert processes_naming(conf) == []
         with open(conf) as f:
             assert "Listen 127.0.0.1:%d" % port in f.read()
-        # (Under TETHER_TEST_SANITIZE httpd loads the sanitized module, which
-        # needs the sanitizer runtimes preloaded.)
-        test = subprocess.run([httpd_env.install.binary, "-t", "-f", conf],
-                              capture_output=True, text=True,
-                              env=clean_env(harness.sanitizer_dir_of(
-                                  os.path.dirname(conf))),
-                              timeout=harness.START_DEADLINE, check=False)
-        assert test.returncode == 0, test.stdout + test.stderr
+        test = configtest(httpd_env, conf)
         ok = True
     finally:
         # Had it started Apache anyway, stop it by its pid file.
@@ -326,14 +332,7 @@ def test_express_max_clients_in_daemon_mode_config_passes_configtest(
             assert workers - 37 < int(threads[0])
         else:                   # prefork
             assert workers == limit == 37
-        # (Under TETHER_TEST_SANITIZE httpd loads the sanitized module, which
-        # needs the sanitizer runtimes preloaded.)
-        test = subprocess.run([httpd_env.install.binary, "-t", "-f", conf],
-                              capture_output=True, text=True,
-                              env=clean_env(harness.sanitizer_dir_of(
-                                  os.path.dirname(conf))),
-                              timeout=harness.START_DEADLINE, check=False)
-        assert test.returncode == 0, test.stdout + test.stderr
+        test = configtest(httpd_env, conf)
         # Apache says nothing about adjusting the numbers it was given.
         assert "MaxRequestWorkers" not in test.stderr + test.stdout
         assert "ServerLimit" not in test.stderr + test.stdout
