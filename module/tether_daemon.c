@@ -210,14 +210,19 @@ void tether_daemon_mark_ready(tether_daemon_group_t *g, int slot)
  * functions; it kills itself after that (tether_dserver.c).  Should even
  * that fail, the parent kills it a little later (daemon_monitor).
  */
+apr_interval_time_t tether_daemon_exit_allowance(
+    const tether_daemon_group_t *g)
+{
+    return g->shutdown_timeout > 0 ? g->shutdown_timeout
+                                   : apr_time_from_sec(5);
+}
+
 void tether_daemon_mark_exiting(tether_daemon_group_t *g, int slot)
 {
     shm_slot_t *ts = table_slot(g->index, slot);
 
     if (ts) {
-        ts->exit_by = apr_time_now() + (g->shutdown_timeout > 0
-                                        ? g->shutdown_timeout
-                                        : apr_time_from_sec(5))
+        ts->exit_by = apr_time_now() + tether_daemon_exit_allowance(g)
                       + EXIT_MARGIN;
         __sync_synchronize();
         ts->exiting = getpid();

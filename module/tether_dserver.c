@@ -1155,18 +1155,13 @@ static int drain(void)
 
 /*
  * shutdown-timeout, once the process has decided to exit: Python's exit
- * functions get that long, then the process is killed, so that a hung
- * atexit function cannot keep the slot from its replacement.
+ * functions get that long (tether_daemon_exit_allowance), then the process
+ * is killed, so that a hung atexit function cannot keep the slot from its
+ * replacement.
  */
-static apr_interval_time_t exit_allowance(void)
-{
-    return ds.g->shutdown_timeout > 0 ? ds.g->shutdown_timeout
-                                      : apr_time_from_sec(5);
-}
-
 static void *APR_THREAD_FUNC exit_watchdog(apr_thread_t *thread, void *data)
 {
-    apr_interval_time_t t = exit_allowance();
+    apr_interval_time_t t = tether_daemon_exit_allowance(ds.g);
 
     apr_sleep(t);
     /* Should the log line itself block, the alarm still ends it. */
@@ -1195,7 +1190,8 @@ static void start_exit_watchdog(void)
            != APR_SUCCESS) {
         /* No thread: SIGALRM's default action ends the process instead,
          * silently (the parent logs the death). */
-        alarm((unsigned int)apr_time_sec(exit_allowance()) + 1);
+        alarm((unsigned int)apr_time_sec(tether_daemon_exit_allowance(ds.g))
+              + 1);
     }
 }
 

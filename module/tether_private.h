@@ -124,6 +124,10 @@ void tether_daemon_register_hooks(apr_pool_t *p);
 void tether_daemon_mark_ready(tether_daemon_group_t *g, int slot);
 /* In a daemon: it is about to exit on purpose (recycle, stop, failure). */
 void tether_daemon_mark_exiting(tether_daemon_group_t *g, int slot);
+/* How long a daemon exiting on purpose has for Python's exit functions
+ * (shutdown-timeout; 5 s when it is 0). */
+apr_interval_time_t tether_daemon_exit_allowance(
+    const tether_daemon_group_t *g);
 /* In a daemon: publishes how many connections from Apache it holds. */
 void tether_daemon_set_conns(tether_daemon_group_t *g, int slot, int conns);
 /* The fewest connections a serving sibling of `slot` holds; -1: none. */
