@@ -451,19 +451,26 @@ def _serving_pid(server, url):
     return resp.status == 200 and int(resp.body)
 
 
+def _assert_recycled(server, group, first, limit, mark, **wait):
+    """Daemon `first` of `group` logs that `limit` made it exit, and a new
+    process of the group then serves /<group>/pid."""
+    server.wait_for_log(r"TETHER0606: daemon process %d of group '%s' "
+                        r"exits \(%s reached" % (first, group, limit),
+                        since=mark, **wait)
+    second = harness.wait_for(
+        lambda: (lambda p: p != first and p)(
+            _serving_pid(server, "/%s/pid" % group)),
+        what="a new %s daemon" % group)
+    assert second in server.daemon_pids(group)
+
+
 def test_daemon_restart_interval_recycles(server):
     # The mark first: the process may reach its interval right after
     # answering.
     mark = server.log_mark()
     first = int(_ok(server.get("/interval/pid")).body)
-    server.wait_for_log(r"TETHER0606: daemon process %d of group 'interval' "
-                        r"exits \(restart-interval reached" % first,
-                        since=mark, deadline=RESTART_INTERVAL + 20)
-    second = harness.wait_for(
-        lambda: (lambda p: p != first and p)(
-            _serving_pid(server, "/interval/pid")),
-        what="a new interval daemon")
-    assert second in server.daemon_pids("interval")
+    _assert_recycled(server, "interval", first, "restart-interval", mark,
+                     deadline=RESTART_INTERVAL + 20)
 
 
 def test_daemon_cpu_time_limit_recycles(server):
@@ -471,14 +478,7 @@ def test_daemon_cpu_time_limit_recycles(server):
     # The request that passes the limit completes...
     first = int(_ok(server.get("/cpulimit/burn?2.5")).body)
     # ...then the process recycles.
-    server.wait_for_log(r"TETHER0606: daemon process %d of group 'cpulimit' "
-                        r"exits \(cpu-time-limit reached" % first,
-                        since=mark)
-    second = harness.wait_for(
-        lambda: (lambda p: p != first and p)(
-            _serving_pid(server, "/cpulimit/pid")),
-        what="a new cpulimit daemon")
-    assert second in server.daemon_pids("cpulimit")
+    _assert_recycled(server, "cpulimit", first, "cpu-time-limit", mark)
 
 
 # --- which group serves ------------------------------------------------------
