@@ -9,7 +9,9 @@
 
 /* Look-ahead kept for readline(); reads at least this big bypass it. */
 #define INPUT_BUFSIZE 8192
-/* Body bytes asked of Apache's input filters per call, at most. */
+/* Body bytes asked of Apache's input filters per call, at most: what one
+ * call returns sits in buckets of the connection's allocator, which keeps
+ * them once freed, for as long as the connection lives. */
 #define INPUT_READ_STEP (32 * 1024)
 /* First allocation of a read() whose length is not known in advance. */
 #define INPUT_CHUNK 65536
@@ -35,8 +37,6 @@ static apr_status_t input_fetch_nogil(adapter_t *ad, char *dst,
         if (APR_BRIGADE_EMPTY(bb)) {
             apr_size_t step = want - *got;
 
-            /* In steps: what one call returns sits in buckets that the
-             * connection's allocator keeps once freed. */
             if (step > INPUT_READ_STEP) {
                 step = INPUT_READ_STEP;
             }
@@ -173,6 +173,24 @@ static Py_ssize_t input_fetch(adapter_t *ad, char *dst, apr_size_t want,
     return got > 0 ? (Py_ssize_t)got : input_raise(ad);
 }
 
+/* Refills the look-ahead (allocated on first use: most requests never
+ * read a line, and every byte of a request pool stays with the connection
+ * for its life).  As input_fetch, 0 at the end of the body. */
+static Py_ssize_t input_refill(adapter_t *ad)
+{
+    Py_ssize_t n;
+
+    if (!ad->in_buf) {
+        ad->in_buf = apr_palloc(ad->r->pool, INPUT_BUFSIZE);
+    }
+    n = input_fetch(ad, ad->in_buf, INPUT_BUFSIZE, 0);
+    if (n > 0) {
+        ad->in_pos = 0;
+        ad->in_len = (apr_size_t)n;
+    }
+    return n;
+}
+
 /* Takes up to `want` bytes from the look-ahead or from Apache. */
 static Py_ssize_t input_take(adapter_t *ad, char *dst, apr_size_t want)
 {
@@ -182,12 +200,10 @@ static Py_ssize_t input_take(adapter_t *ad, char *dst, apr_size_t want)
         if (want >= INPUT_BUFSIZE) {
             return input_fetch(ad, dst, want, 1);
         }
-        n = input_fetch(ad, ad->in_buf, INPUT_BUFSIZE, 0);
+        n = input_refill(ad);
         if (n <= 0) {
             return n;
         }
-        ad->in_pos = 0;
-        ad->in_len = (apr_size_t)n;
     }
     if (want > ad->in_len - ad->in_pos) {
         want = ad->in_len - ad->in_pos;
@@ -297,7 +313,7 @@ static PyObject *input_readline_size(adapter_t *ad, Py_ssize_t limit)
         apr_size_t avail, take;
 
         if (ad->in_pos == ad->in_len) {
-            n = input_fetch(ad, ad->in_buf, INPUT_BUFSIZE, 0);
+            n = input_refill(ad);
             if (n < 0) {
                 Py_XDECREF(res);
                 return NULL;
@@ -305,8 +321,6 @@ static PyObject *input_readline_size(adapter_t *ad, Py_ssize_t limit)
             if (n == 0) {
                 break;
             }
-            ad->in_pos = 0;
-            ad->in_len = (apr_size_t)n;
         }
         start = ad->in_buf + ad->in_pos;
         avail = ad->in_len - ad->in_pos;
@@ -495,6 +509,5 @@ void tether_input_open(adapter_t *ad)
     request_rec *r = ad->r;
 
     ad->in_bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    ad->in_buf = apr_palloc(r->pool, INPUT_BUFSIZE);
     ad->in_remaining = input_length(r);
 }
