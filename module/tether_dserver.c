@@ -789,17 +789,37 @@ static void conn_drop(dconn_t *dc)
     free(dc);
 }
 
-/* Puts dc back in the poll set; ds.lock held. */
+/*
+ * Puts dc back in the poll set.  Called without ds.lock, after dc was
+ * marked DC_IDLE under it: until the re-arm no other worker can get dc
+ * (EPOLLONESHOT), and only workers free connections, so the system call
+ * stays out of the lock every worker takes.
+ */
 static void conn_rearm(dconn_t *dc)
 {
     struct epoll_event ev;
 
-    dc->state = DC_IDLE;
     ev.events = EPOLLIN | EPOLLONESHOT | EPOLLRDHUP;
     ev.data.ptr = dc;
     if (epoll_ctl(ds.cepfd, EPOLL_CTL_MOD, dc->c->fd, &ev) != 0) {
+        apr_thread_mutex_lock(ds.lock);
         conn_drop(dc);
+        apr_thread_mutex_unlock(ds.lock);
     }
+}
+
+/* Counts a served request; ds.lock held.  Returns whether the connection
+ * may serve another. */
+static int count_served(int reusable)
+{
+    ds.served++;
+    ds.last_activity = apr_time_now();
+    if (ds.g->maximum_requests > 0
+        && ds.served >= ds.g->maximum_requests && !ds.stopping) {
+        ds.stopping = SIGUSR1;
+        ds.stop_reason = "maximum-requests reached";
+    }
+    return reusable && !ds.stopping;
 }
 
 /*
@@ -840,30 +860,26 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
         ds.active++;
         apr_thread_mutex_unlock(ds.lock);
 
-        do {
+        for (;;) {
             reusable = serve(dc, w, tp, ba);
             apr_thread_mutex_lock(ds.lock);
-            ds.served++;
-            ds.last_activity = apr_time_now();
-            if (ds.g->maximum_requests > 0
-                && ds.served >= ds.g->maximum_requests && !ds.stopping) {
-                ds.stopping = SIGUSR1;
-                ds.stop_reason = "maximum-requests reached";
-            }
-            reusable = reusable && !ds.stopping;
-            apr_thread_mutex_unlock(ds.lock);
+            reusable = count_served(reusable);
             /* The next request may already be buffered. */
-        } while (reusable && dc->c->pos < dc->c->len);
-
-        apr_thread_mutex_lock(ds.lock);
-        ds.active--;
-        if (reusable) {
+            if (reusable && dc->c->pos < dc->c->len) {
+                apr_thread_mutex_unlock(ds.lock);
+                continue;
+            }
+            ds.active--;
+            if (!reusable) {
+                conn_drop(dc);
+                apr_thread_mutex_unlock(ds.lock);
+                break;
+            }
+            dc->state = DC_IDLE;
+            apr_thread_mutex_unlock(ds.lock);
             conn_rearm(dc);
+            break;
         }
-        else {
-            conn_drop(dc);
-        }
-        apr_thread_mutex_unlock(ds.lock);
     }
     return NULL;
 }
