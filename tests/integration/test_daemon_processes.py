@@ -616,6 +616,9 @@ WSGIDaemonProcess tether-orphan processes=2 display-name=tether-test-orphan
         # parent's session has them all.
         if session:
             leftovers = set(leftovers) | set(session_members(session))
+        else:
+            # Failed before the kill: the parent is still there to stop.
+            srv.stop()
         for pid in leftovers:
             line = cmdline(pid) or ""
             if harness.pid_alive(pid) and (
