@@ -303,6 +303,21 @@ def test_environ_tether_keys(server, tether_only):
     assert isinstance(env["tether.request_id"], str)
 
 
+# The keys Tether sets once as "tether.NAME" and puts in the environ under
+# mod_wsgi's name too.
+SHARED_NAMES = ["process_group", "application_group", "callable_object",
+                "script_name", "path_info", "script_reloading", "request_id",
+                "request_start", "script_start"]
+
+
+@pytest.mark.parametrize("name", SHARED_NAMES)
+def test_environ_tether_keys_have_the_same_mod_wsgi_keys(server, tether_only,
+                                                        name):
+    env = environ_of(server, "/app/x/y")
+    assert env["tether." + name] == env["mod_wsgi." + name]
+    assert isinstance(env["mod_wsgi." + name], str)
+
+
 def test_environ_request_id_differs_between_requests(server):
     first = environ_of(server, "/app/x")["mod_wsgi.request_id"]
     second = environ_of(server, "/app/x")["mod_wsgi.request_id"]
