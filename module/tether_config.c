@@ -13,6 +13,8 @@
 #include "apr_file_info.h"
 #include "unixd.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <sys/un.h>
 
 /* The process-wide settings; reset at the start of every config pass. */
@@ -48,6 +50,8 @@ static tether_global_conf_t *global_conf_create(apr_pool_t *p)
 
     g->python_path = apr_array_make(p, 2, sizeof(const char *));
     g->python_optimize = TETHER_UNSET;
+    g->python_warnings = apr_array_make(p, 2, sizeof(const char *));
+    g->destroy_interpreter = 1;
     g->dont_write_bytecode = 0;
     g->restrict_embedded = 0;
     g->restrict_stdin = 1;
@@ -724,6 +728,122 @@ static const char *set_python_hash_seed(cmd_parms *cmd, void *mconfig,
     return NULL;
 }
 
+/* The actions of a -W option; Python takes any prefix of one. */
+static const char *const warning_actions[] = {
+    "default", "error", "ignore", "always", "all", "module", "once", NULL
+};
+
+/*
+ * Checks a warnings filter as Python's -W option takes it,
+ * action:message:category:module:lineno, every field optional: what can be
+ * checked before Python runs (the action, the number of fields, the line
+ * number).  The category is looked up by Python, which ignores a filter
+ * naming none it knows, with a warning on stderr (Apache's error log).
+ */
+static const char *check_warning_spec(apr_pool_t *p, const char *spec)
+{
+    const char *end = strchr(spec, ':'), *field;
+    apr_size_t len = end ? (apr_size_t)(end - spec) : strlen(spec);
+    int fields = 1, i;
+
+    for (field = spec; (field = strchr(field, ':')) != NULL; field++) {
+        fields++;
+    }
+    if (fields > 5) {
+        return apr_psprintf(p, "'%s' has %d fields; a warnings filter has at "
+                            "most five, action:message:category:module:"
+                            "lineno", spec, fields);
+    }
+    if (len) {
+        for (i = 0; warning_actions[i]; i++) {
+            if (!strncmp(spec, warning_actions[i], len)) {
+                break;
+            }
+        }
+        if (!warning_actions[i]) {
+            return apr_psprintf(p, "'%s' does not start with a warnings "
+                                "action: default, error, ignore, always, "
+                                "module or once", spec);
+        }
+    }
+    if (fields == 5) {
+        const char *lineno = strrchr(spec, ':') + 1;
+        const char *c;
+
+        for (c = lineno; apr_isdigit(*c); c++) {
+        }
+        if (*c || c - lineno > 9) {
+            return apr_psprintf(p, "'%s': line number '%s' is not a whole "
+                                "number", spec, lineno);
+        }
+    }
+    return NULL;
+}
+
+static const char *set_python_warnings(cmd_parms *cmd, void *mconfig,
+                                       const char *value)
+{
+    const char *err = global_only(cmd);
+
+    if (err) {
+        return err;
+    }
+    if ((err = check_warning_spec(cmd->pool, value)) != NULL) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", err, NULL);
+    }
+    *(const char **)apr_array_push(global_conf->python_warnings) = value;
+    return NULL;
+}
+
+static const char *set_python_eggs(cmd_parms *cmd, void *mconfig,
+                                   const char *value)
+{
+    const char *err = global_only(cmd);
+
+    if (err) {
+        return err;
+    }
+    if (value[0] != '/') {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be the absolute path "
+                            "of a directory", cmd->cmd->name, value);
+    }
+    global_conf->python_eggs = value;
+    return NULL;
+}
+
+const char *tether_config_switch_interval(apr_pool_t *p, const char *who,
+                                          const char *value, double *out)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(value, &end);
+    /* Python's own bounds: above 0, and at most what its int of
+     * microseconds holds (its setswitchinterval refuses more). */
+    if (!*value || *end || errno || !(v > 0) || v * 1e6 > 2147483647.0
+        || v * 1e6 < 1.0) {
+        return apr_psprintf(p, "%s '%s' must be a number of seconds above "
+                            "0, such as 0.005 (Python's default)", who,
+                            value);
+    }
+    *out = v;
+    return NULL;
+}
+
+static const char *set_switch_interval(cmd_parms *cmd, void *mconfig,
+                                       const char *value)
+{
+    const char *err = global_only(cmd);
+
+    if (err) {
+        return err;
+    }
+    return tether_config_switch_interval(cmd->pool, apr_pstrcat(
+        cmd->pool, cmd->cmd->name, ":", NULL), value,
+        &global_conf->switch_interval);
+}
+
 /* On/Off directives that land in an int of the global record. */
 static const char *set_global_flag(cmd_parms *cmd, void *mconfig,
                                    const char *value)
@@ -1034,6 +1154,17 @@ const command_rec tether_config_commands[] = {
                   "0, 1 or 2: Python's optimization level"),
     AP_INIT_TAKE1("WSGIPythonHashSeed", set_python_hash_seed, NULL,
                   RSRC_CONF, "random or a number: Python's hash seed"),
+    AP_INIT_TAKE1("WSGIPythonWarnings", set_python_warnings, NULL,
+                  RSRC_CONF, "action:message:category:module:lineno: a "
+                  "warnings filter, as Python's -W option"),
+    AP_INIT_TAKE1("WSGIPythonEggs", set_python_eggs, NULL, RSRC_CONF,
+                  "directory: PYTHON_EGG_CACHE of embedded mode"),
+    AP_INIT_TAKE1("WSGISwitchInterval", set_switch_interval, NULL,
+                  RSRC_CONF, "seconds: sys.setswitchinterval() of embedded "
+                  "mode"),
+    GLOBAL_FLAG("WSGIDestroyInterpreter", destroy_interpreter,
+                "On|Off: run the interpreters' atexit functions when a "
+                "process exits"),
     GLOBAL_FLAG("WSGIDontWriteBytecode", dont_write_bytecode,
                 "On|Off: do not write .pyc files"),
     GLOBAL_FLAG("WSGIRestrictEmbedded", restrict_embedded,
@@ -1113,18 +1244,9 @@ const command_rec tether_config_commands[] = {
     NOT_SUPPORTED("WSGIAcceptMutex",
                   "Tether's daemon processes need no accept mutex (their "
                   "threads take turns on the socket); remove it"),
-    NOT_SUPPORTED("WSGIPythonEggs",
-                  "not yet; set PYTHON_EGG_CACHE in Apache's environment, "
-                  "or python-eggs= of WSGIDaemonProcess"),
-    NOT_SUPPORTED("WSGIPythonWarnings",
-                  "not yet; set warnings filters in the WSGI script "
-                  "(warnings.simplefilter)"),
     NOT_SUPPORTED("WSGICaseSensitivity",
                   "only matters on case-insensitive file systems (Windows, "
                   "macOS), where Tether is not supported"),
-    NOT_SUPPORTED("WSGIDestroyInterpreter",
-                  "not yet; Tether never destroys interpreters at exit, it "
-                  "runs their atexit functions"),
     NOT_SUPPORTED("WSGIIgnoreActivity",
                   "not yet (it goes with inactivity-timeout)"),
     NOT_SUPPORTED("WSGINewGroup",
@@ -1133,9 +1255,6 @@ const command_rec tether_config_commands[] = {
                   "not yet; free-threaded Python builds are not supported"),
     NOT_SUPPORTED("WSGIPerInterpreterGIL",
                   "not yet; sub-interpreters share the process's GIL"),
-    NOT_SUPPORTED("WSGISwitchInterval",
-                  "not yet; call sys.setswitchinterval() in the WSGI "
-                  "script or a WSGIImportScript"),
     NOT_SUPPORTED("<WSGIInterpreterOptions",
                   "not yet; per-interpreter settings are process-wide in "
                   "Tether"),

@@ -65,6 +65,7 @@ typedef struct {
     const char *python_home;        /* NULL: WSGIPythonHome's */
     apr_array_header_t *python_path;    /* const char *, possibly empty */
     const char *python_eggs;        /* PYTHON_EGG_CACHE, NULL */
+    double switch_interval;         /* seconds, 0: Python's default */
     int maximum_requests;           /* 0: never */
     apr_interval_time_t restart_interval;
     int cpu_time_limit;             /* seconds, 0 none */
@@ -110,6 +111,10 @@ typedef struct {
     apr_array_header_t *python_path;    /* const char *, site dirs */
     int python_optimize;                /* TETHER_UNSET, 0, 1, 2 */
     const char *python_hash_seed;       /* NULL, "random" or a number */
+    apr_array_header_t *python_warnings; /* const char *, -W specs */
+    const char *python_eggs;            /* embedded PYTHON_EGG_CACHE, NULL */
+    double switch_interval;             /* embedded; seconds, 0: default */
+    int destroy_interpreter;            /* 1: run atexit functions at exit */
     int dont_write_bytecode;
     int restrict_embedded;
     int restrict_stdin;
@@ -206,6 +211,13 @@ const char *tether_config_options(cmd_parms *cmd, const char *who,
 const char *tether_config_check_python_home(cmd_parms *cmd,
                                             const char *what,
                                             const char *value);
+/*
+ * Reads a switch interval in seconds (WSGISwitchInterval, switch-interval=
+ * of WSGIDaemonProcess) into *out; an error naming `who` and the value
+ * when it is not a number of seconds above 0 that Python accepts.
+ */
+const char *tether_config_switch_interval(apr_pool_t *p, const char *who,
+                                          const char *value, double *out);
 /* Adds a new daemon group to the process-wide list and the name index. */
 void tether_config_add_daemon(tether_daemon_group_t *g);
 /* WSGIDaemonProcess (tether_config_daemon.c). */

@@ -103,9 +103,9 @@ static const char *const daemon_options[] = {
     "user", "group", "supplementary-groups", "umask", "home",
     "display-name", "lang", "locale", "python-home", "python-path",
     "python-eggs", "socket-user", "script-user", "script-group",
-    "server-metrics", "interrupt-timeout",
+    "server-metrics", "interrupt-timeout", "switch-interval",
     /* refused with a message of their own */
-    "chroot", "switch-interval", "newrelic-config-file",
+    "chroot", "newrelic-config-file",
     "newrelic-environment",
     NULL
 };
@@ -366,6 +366,11 @@ static const char *set_daemon_option(cmd_parms *cmd, const char *who,
     }
     else if (!strcmp(key, "python-eggs")) {
         g->python_eggs = *value ? value : NULL;
+    }
+    else if (!strcmp(key, "switch-interval")) {
+        return tether_config_switch_interval(
+            cmd->pool, apr_pstrcat(cmd->pool, who, ": switch-interval", NULL),
+            value, &g->switch_interval);
     }
     else if (!strcmp(key, "python-home")) {
         if (*value) {

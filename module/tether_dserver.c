@@ -1266,7 +1266,8 @@ void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
 
     if (tether_interp_start(ds.pool, s, g->name, g->python_home,
                             g->python_path && g->python_path->nelts
-                            ? g->python_path : NULL) == 0) {
+                            ? g->python_path : NULL,
+                            g->switch_interval) == 0) {
         tether_interp_preload(s);
     }
 

@@ -289,6 +289,53 @@ static PyStatus preinit_locale(void)
     return Py_PreInitialize(&pre);
 }
 
+/* WSGIPythonWarnings, in order: as -W options, the last one given wins
+ * where two filters match. */
+static PyStatus config_warnings(PyConfig *config,
+                                const apr_array_header_t *specs)
+{
+    PyStatus status = PyStatus_Ok();
+    int i;
+
+    for (i = 0; i < specs->nelts && !PyStatus_Exception(status); i++) {
+        wchar_t *w = Py_DecodeLocale(APR_ARRAY_IDX(specs, i, const char *),
+                                     NULL);
+
+        if (!w) {
+            return PyStatus_Error("WSGIPythonWarnings: a filter could not "
+                                  "be decoded");
+        }
+        status = PyWideStringList_Append(&config->warnoptions, w);
+        PyMem_RawFree(w);
+    }
+    return status;
+}
+
+/* WSGISwitchInterval, switch-interval=: called with the GIL. */
+static void set_switch_interval(server_rec *s, double seconds)
+{
+    PyObject *sys = PyImport_ImportModule("sys");
+    PyObject *res = sys ? PyObject_CallMethod(sys, "setswitchinterval", "d",
+                                              seconds)
+                        : NULL;
+
+    if (!res) {
+        tether_log_python_error(NULL, s, "setting the switch interval");
+    }
+    else {
+        char text[32];
+
+        /* libc's %g: APR's drops the 0 before the point. */
+        snprintf(text, sizeof(text), "%g", seconds);
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     TETHER_LOGNO(0208) "Python's switch interval in "
+                     "process %" APR_PID_T_FMT " is %s seconds",
+                     getpid(), text);
+    }
+    Py_XDECREF(res);
+    Py_XDECREF(sys);
+}
+
 static const char *start_python(apr_pool_t *p, const char *python_home)
 {
     tether_global_conf_t *g = tether_config_global();
@@ -313,6 +360,9 @@ static const char *start_python(apr_pool_t *p, const char *python_home)
     }
     status = PyConfig_SetBytesString(&config, &config.program_name,
                                      "mod_wsgi");
+    if (!PyStatus_Exception(status)) {
+        status = config_warnings(&config, g->python_warnings);
+    }
     if (!PyStatus_Exception(status) && python_home) {
         status = config_home(&config, python_home, p);
     }
@@ -338,14 +388,19 @@ static apr_status_t stop_python(void *data)
     if (python_state != 1) {
         return APR_SUCCESS;
     }
-    /* Run each interpreter's atexit functions; Py_Finalize is skipped on
-     * purpose, as app threads may still hold the interpreter. */
+    /* Run each interpreter's atexit functions (unless WSGIDestroyInterpreter
+     * Off); Py_Finalize is skipped on purpose, as app threads may still
+     * hold the interpreter.  Shutdown subscribers are told either way. */
     for (hi = apr_hash_first(NULL, interps); hi; hi = apr_hash_next(hi)) {
         tether_interp_t *interp = apr_hash_this_val(hi);
         PyObject *mod, *res;
 
         PyEval_RestoreThread(thread_state(interp));
         tether_api_process_stopping();
+        if (!tether_config_global()->destroy_interpreter) {
+            PyEval_SaveThread();
+            continue;
+        }
         mod = PyImport_ImportModule("atexit");
         res = mod ? PyObject_CallMethod(mod, "_run_exitfuncs", NULL) : NULL;
         if (!res) {
@@ -392,7 +447,7 @@ void tether_interp_preload(server_rec *s)
 
 int tether_interp_start(apr_pool_t *pchild, server_rec *s,
                         const char *group, const char *home,
-                        apr_array_header_t *path)
+                        apr_array_header_t *path, double switch_interval)
 {
     tether_global_conf_t *g = tether_config_global();
     const char *failure;
@@ -430,6 +485,9 @@ int tether_interp_start(apr_pool_t *pchild, server_rec *s,
         return -1;
     }
 
+    if (switch_interval > 0) {
+        set_switch_interval(s, switch_interval);
+    }
     main_interp = interp_record("");
     main_interp->istate = PyInterpreterState_Main();
     ts = PyThreadState_Get();
@@ -448,12 +506,19 @@ int tether_interp_start(apr_pool_t *pchild, server_rec *s,
 
 static void tether_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    tether_global_conf_t *g = tether_config_global();
+
     /* With every application in daemon processes, Apache's children
      * need no Python at all. */
-    if (tether_config_global()->restrict_embedded) {
+    if (g->restrict_embedded) {
         return;
     }
-    if (tether_interp_start(pchild, s, "", NULL, NULL) == 0) {
+    /* The daemons have python-eggs= of their group instead. */
+    if (g->python_eggs) {
+        setenv("PYTHON_EGG_CACHE", g->python_eggs, 1);
+    }
+    if (tether_interp_start(pchild, s, "", NULL, NULL,
+                            g->switch_interval) == 0) {
         tether_interp_preload(s);
     }
 }

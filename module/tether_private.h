@@ -168,12 +168,16 @@ void tether_interp_register_hooks(apr_pool_t *p);
 /*
  * Starts Python in this process: an Apache child (group "") or a daemon
  * process of `group`.  `home` and `path` override WSGIPythonHome and
- * WSGIPythonPath when not NULL.  Returns 0, or -1 after logging the cause
- * (requests then fail with 500).  Returns without holding the GIL.
+ * WSGIPythonPath when not NULL; `switch_interval` (seconds) is set with
+ * sys.setswitchinterval() when above 0.  Returns 0, or -1 after logging
+ * the cause (requests then fail with 500).  Returns without holding the
+ * GIL.
  */
 int tether_interp_start(apr_pool_t *p, server_rec *s, const char *group,
-                        const char *home, apr_array_header_t *path);
-/* Runs every interpreter's atexit functions (at process exit). */
+                        const char *home, apr_array_header_t *path,
+                        double switch_interval);
+/* Runs every interpreter's atexit functions (at process exit), unless
+ * WSGIDestroyInterpreter Off. */
 void tether_interp_stop(void);
 /* Loads the WSGIImportScript files of this process's group. */
 void tether_interp_preload(server_rec *s);

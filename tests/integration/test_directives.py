@@ -325,6 +325,88 @@ WSGIScriptAlias /info {D}/groups.wsgi
         assert info["argv"] == ["mod_wsgi"]
 
 
+class TestPythonProcessSettings:
+    """WSGIPythonWarnings (every process), WSGIPythonEggs and
+    WSGISwitchInterval (embedded mode; a daemon group has python-eggs= and
+    switch-interval= instead)."""
+
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def config(cls, server, tether_only):
+        cls.eggs = os.path.join(server.scratch, "eggs")
+        cls.daemon_eggs = os.path.join(server.scratch, "daemon-eggs")
+        cls.mark = server.log_mark()
+        _restart(server, f"""
+WSGIPythonWarnings ignore::UserWarning
+WSGIPythonWarnings error::DeprecationWarning
+WSGIPythonEggs {cls.eggs}
+WSGISwitchInterval 0.002
+WSGIDaemonProcess tuned processes=1 threads=2 switch-interval=0.25 python-eggs={cls.daemon_eggs}
+WSGIDaemonProcess plain processes=1 threads=2
+WSGIScriptAlias /sub {D}/groups.wsgi
+WSGIScriptAlias /main {D}/groups.wsgi application-group=%{{GLOBAL}}
+WSGIScriptAlias /tuned {D}/groups.wsgi process-group=tuned
+WSGIScriptAlias /plain {D}/groups.wsgi process-group=plain
+""")
+
+    @pytest.mark.parametrize("path", ["/sub", "/main", "/tuned", "/plain"])
+    def test_python_warnings_filters_reach_every_interpreter(self, server,
+                                                             path):
+        info = server.get(path).json()
+        assert info["warnoptions"] == ["ignore::UserWarning",
+                                       "error::DeprecationWarning"]
+        assert info["deprecation_is_error"] is True
+
+    @pytest.mark.parametrize("path", ["/sub", "/main"])
+    def test_embedded_mode_has_eggs_and_switch_interval(self, server, path):
+        info = server.get(path).json()
+        assert info["process_group"] == ""
+        assert info["egg_cache"] == self.eggs
+        assert info["switch_interval"] == pytest.approx(0.002)
+
+    def test_daemon_group_has_its_own_eggs_and_switch_interval(self, server):
+        info = server.get("/tuned").json()
+        assert info["process_group"] == "tuned"
+        assert info["egg_cache"] == self.daemon_eggs
+        assert info["switch_interval"] == pytest.approx(0.25)
+        server.wait_for_log(r"TETHER0208: Python's switch interval in process "
+                            r"%d is 0.25 seconds" % info["pid"],
+                            since=self.mark)
+
+    def test_daemon_group_without_options_keeps_pythons_defaults(self,
+                                                                 server):
+        info = server.get("/plain").json()
+        assert info["process_group"] == "plain"
+        assert info["egg_cache"] is None
+        assert info["switch_interval"] == pytest.approx(0.005)
+
+
+@pytest.mark.parametrize("destroy", [None, "On", "Off"])
+def test_destroy_interpreter_decides_whether_atexit_runs(httpd_env,
+                                                         tether_only,
+                                                         destroy):
+    line = "WSGIDestroyInterpreter %s\n" % destroy if destroy else ""
+    for mode in harness.WSGI_MODES:
+        with httpd_env.server(line + f"WSGIScriptAlias /x {D}/exit_probe.wsgi\n",
+                              wsgi_mode=mode, daemon_processes=1,
+                              name="destroy-%s-%s" % (destroy, mode)) as srv:
+            resp = srv.get("/x")
+            assert resp.status == 200, srv.error_log()
+            pid = int(resp.body)
+            srv.stop()
+            shutdown = os.path.join(srv.scratch, "shutdown-%d" % pid)
+            atexit_file = os.path.join(srv.scratch, "atexit-%d" % pid)
+            end = time.monotonic() + harness.WAIT_DEADLINE
+            while not os.path.exists(shutdown) and time.monotonic() < end:
+                time.sleep(0.05)
+            # Shutdown subscribers run either way; atexit functions only
+            # when the interpreter is "destroyed" (the default).  Both are
+            # written before the process exits, which stop() waited for.
+            assert os.path.exists(shutdown), (mode, os.listdir(srv.scratch))
+            assert os.path.exists(atexit_file) == (destroy != "Off"), \
+                (mode, os.listdir(srv.scratch))
+
+
 # Set in httpd's environment: a Python started with PyConfig's isolated
 # configuration ignores every one of them (PYTHONHOME would even stop a
 # non-isolated start: it names no Python).
@@ -641,6 +723,26 @@ BAD_CONFIGS = [
     ("WSGIPythonOptimize 3", "WSGIPythonOptimize: '3' is not 0, 1 or 2"),
     ("WSGIPythonHashSeed lots",
      "WSGIPythonHashSeed: 'lots' is not 'random' or a number"),
+    ("WSGIPythonWarnings shout::DeprecationWarning",
+     "WSGIPythonWarnings: 'shout::DeprecationWarning' does not start with a "
+     "warnings action"),
+    ("WSGIPythonWarnings error:::mod:1:2",
+     "WSGIPythonWarnings: 'error:::mod:1:2' has 6 fields"),
+    ("WSGIPythonWarnings error:::mod:ten",
+     "line number 'ten' is not a whole number"),
+    ("WSGISwitchInterval soon",
+     "WSGISwitchInterval: 'soon' must be a number of seconds above 0"),
+    ("WSGISwitchInterval 0",
+     "WSGISwitchInterval: '0' must be a number of seconds above 0"),
+    ("WSGIPythonEggs relative/eggs",
+     "WSGIPythonEggs: 'relative/eggs' must be the absolute path"),
+    ("WSGIDestroyInterpreter maybe",
+     "WSGIDestroyInterpreter: 'maybe' is not On or Off"),
+    ("<VirtualHost *:80>\nWSGISwitchInterval 0.01\n</VirtualHost>",
+     "WSGISwitchInterval cannot occur within <VirtualHost> section"),
+    ("WSGIDaemonProcess site switch-interval=-1",
+     "WSGIDaemonProcess site: switch-interval '-1' must be a number of "
+     "seconds above 0"),
     ("WSGIPythonHome /nonexistent-tether-home",
      "WSGIPythonHome: '/nonexistent-tether-home' is not a directory"),
     ("WSGIPythonHome /tmp",
@@ -771,6 +873,12 @@ WSGIApplicationGroup %{{ENV:X}}
 WSGIProcessGroup %{{GLOBAL}}
 WSGIPythonOptimize 2
 WSGIPythonHashSeed random
+WSGIPythonWarnings ignore
+WSGIPythonWarnings "d:a message:UserWarning:some.module:12"
+WSGIPythonWarnings :::
+WSGIPythonEggs /var/cache/eggs
+WSGISwitchInterval 1e-3
+WSGIDestroyInterpreter Off
 WSGIMapHEADToGET Auto
 WSGIChunkedRequest On
 WSGIRestrictEmbedded Off
@@ -809,7 +917,8 @@ WSGIDaemonProcess site processes=2 threads=5 user={user} group={group} \\
     send-buffer-size=0 receive-buffer-size=1048576 header-buffer-size=65536 \\
     response-buffer-size=0 response-socket-timeout=0 socket-user={user} \\
     script-user={user} cpu-priority=-5 memory-limit=1073741824 \\
-    virtual-memory-limit=0 stack-size=524288 server-metrics=Off
+    virtual-memory-limit=0 stack-size=524288 server-metrics=Off \
+    switch-interval=0.01
 WSGIDaemonProcess quoted display-name='(wsgi: quoted site)' python-path="@APPS@"
 WSGIDaemonProcess user-by-id user=#{pwd.getpwnam(user).pw_uid} threads=0
 WSGIScriptAlias /a {D}/groups.wsgi process-group=site application-group=%{{GLOBAL}}

@@ -4,6 +4,7 @@ import json
 import os
 import sys
 import uuid
+import warnings
 
 # A fresh token each time this module is executed: two application groups
 # executing the same file get two tokens, one group always the same one.
@@ -22,6 +23,14 @@ def _interpreter_ids():
             current, main = current[0], main[0]
         return int(current), int(main)
     return None, None
+
+
+def _deprecation_is_error():
+    try:
+        warnings.warn("probe", DeprecationWarning)
+    except DeprecationWarning:
+        return True
+    return False
 
 
 def application(environ, start_response):
@@ -45,6 +54,10 @@ def application(environ, start_response):
         "prefix": sys.prefix,
         "sys_path": sys.path,
         "env_pythonpath": os.environ.get("PYTHONPATH"),
+        "egg_cache": os.environ.get("PYTHON_EGG_CACHE"),
+        "switch_interval": sys.getswitchinterval(),
+        "warnoptions": list(sys.warnoptions),
+        "deprecation_is_error": _deprecation_is_error(),
         "callable": environ.get("mod_wsgi.callable_object"),
         "method": environ.get("REQUEST_METHOD"),
         "authorization": environ.get("HTTP_AUTHORIZATION"),
