@@ -74,10 +74,6 @@ UNSUPPORTED = {
                                   "delay to tune"),
     "--ignore-activity": (1, "mod_tether has no WSGIIgnoreActivity: every "
                              "request counts as activity"),
-    "--switch-interval": (1, "mod_tether has no WSGISwitchInterval: call "
-                             "sys.setswitchinterval() in the WSGI script"),
-    "--python-warnings": (1, "mod_tether has no WSGIPythonWarnings: set "
-                             "warning filters in the WSGI script"),
     "--rewrite-rules": (1, "tether-express serves the application through "
                            "WSGIScriptAlias, not from the document root's "
                            "<Directory> these rules are written for: put "
@@ -105,6 +101,17 @@ def _fraction(text):
         raise argparse.ArgumentTypeError("%r is not a number" % text)
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError("%r is not from 0 to 1" % text)
+    return value
+
+
+def _interval(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number" % text)
+    if not 1e-6 <= value <= 2147:
+        raise argparse.ArgumentTypeError("%r is not a number of seconds "
+                                         "above 0 (at most 2147)" % text)
     return value
 
 
@@ -397,9 +404,20 @@ def _add_site_options(parser):
         help="the shell the apachectl script runs with (default: /bin/sh)")
     env.add_argument(
         "--orphan-interpreter", action="store_true",
-        help="accepted for mod_wsgi-express's sake: Tether never destroys "
-             "the interpreters when a process exits (it runs their atexit "
-             "functions), so this changes nothing (default: off)")
+        help="do not run the interpreters' atexit functions when a process "
+             "exits (WSGIDestroyInterpreter Off); shutdown subscribers still "
+             "run (default: off)")
+    env.add_argument(
+        "--python-warnings", metavar="SPEC", action="append",
+        help="a warnings filter for the application's Python, as python -W "
+             "(action:message:category:module:lineno), e.g. "
+             "error::DeprecationWarning; may be repeated "
+             "(WSGIPythonWarnings) (default: none)")
+    env.add_argument(
+        "--switch-interval", metavar="SECONDS", type=_interval,
+        help="Python's thread switch interval, sys.setswitchinterval() "
+             "(switch-interval= of WSGIDaemonProcess; WSGISwitchInterval in "
+             "embedded mode) (default: Python's, 0.005)")
 
 
 def _add_server_options(parser):

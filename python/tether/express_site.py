@@ -514,6 +514,8 @@ def daemon_options(args):
         options.append(("python-eggs", os.path.abspath(args.python_eggs)))
     if args.server_metrics:
         options.append(("server-metrics", "On"))
+    if args.switch_interval:
+        options.append(("switch-interval", "%g" % args.switch_interval))
     return options
 
 
@@ -526,6 +528,24 @@ def environment(args, mode):
     if args.python_eggs and mode == "embedded":
         env["PYTHON_EGG_CACHE"] = os.path.abspath(args.python_eggs)
     return env
+
+
+def _python_options(args, blocks, mode):
+    """--python-warnings, --orphan-interpreter, and in embedded mode
+    --switch-interval (daemon mode has switch-interval= instead)."""
+    text = []
+    for spec in args.python_warnings or []:
+        if not spec or any(c in spec for c in "\n\r\"\\"):
+            raise SetupError("--python-warnings %r cannot be used: it is "
+                             "empty or holds quotes, backslashes or line "
+                             "breaks" % spec)
+        text.append(blocks.render("python_warnings", SPEC=spec))
+    if args.orphan_interpreter:
+        text.append(blocks.render("destroy_interpreter"))
+    if args.switch_interval and mode == "embedded":
+        text.append(blocks.render("switch_interval",
+                                  SECONDS="%g" % args.switch_interval))
+    return text
 
 
 class Site:
@@ -569,6 +589,7 @@ def site_options(args, extras, blocks, setup, *, mode, mpm, port,
                                   URL=apache_escape(url)))
     if args.server_metrics:
         text.append(blocks.render("server_metrics"))
+    text += _python_options(args, blocks, mode)
     text += handlers
     hooks = _access_and_auth(args, extras, blocks, setup,
                              "%s:%d" % (args.server_name or host_name, port))

@@ -38,6 +38,7 @@ def _tether_express_available(tether_only):
 APP = '''
 import json
 import os
+import sys
 import time
 
 
@@ -58,6 +59,8 @@ def application(environ, start_response):
         "body_length": length,
         "environ": {k: v for k, v in environ.items() if isinstance(v, str)},
         "os_environ": dict(os.environ),
+        "warnoptions": list(sys.warnoptions),
+        "switch_interval": sys.getswitchinterval(),
     }).encode()
     start_response("200 OK", [("Content-Type", "application/json"),
                               ("Content-Length", str(len(body)))])
@@ -231,6 +234,23 @@ class TestHttpOptions:
         # os.environ is the process environment, inherited from
         # tether-express through Apache, whatever --passenv names.
         assert answer["os_environ"].get("TETHER_TEST_PASSED") == PASSED
+
+
+# --- Python options ----------------------------------------------------------
+
+def test_express_python_warnings_and_switch_interval_reach_the_daemons():
+    with express_server(
+            "python-options", _app,
+            "--python-warnings", "error::DeprecationWarning",
+            "--python-warnings", "ignore::UserWarning",
+            "--switch-interval", "0.25", "--orphan-interpreter",
+            make_files=_app_files) as server:
+        answer = get_json(server.port, "/")
+        assert answer["warnoptions"] == ["error::DeprecationWarning",
+                                         "ignore::UserWarning"]
+        assert answer["switch_interval"] == pytest.approx(0.25)
+        with open(server.conf_path) as f:
+            assert "\nWSGIDestroyInterpreter Off\n" in f.read()
 
 
 # --- --setup-only ------------------------------------------------------------

@@ -69,9 +69,40 @@ def test_express_options_default_add_nothing(site):
         assert module not in loaded(text)
 
 
-def test_express_options_orphan_interpreter_is_accepted_and_changes_nothing(
-        site):
-    assert conf(site, "--orphan-interpreter") == conf(site)
+def test_express_orphan_interpreter_skips_atexit_functions(site):
+    assert directives(conf(site), "WSGIDestroyInterpreter") == []
+    for mode in ([], ["--embedded-mode"]):
+        text = conf(site, "--orphan-interpreter", *mode)
+        assert directives(text, "WSGIDestroyInterpreter") == ["Off"]
+
+
+def test_express_python_warnings_one_directive_each_in_order(site):
+    for mode in ([], ["--embedded-mode"]):
+        text = conf(site, "--python-warnings", "error::DeprecationWarning",
+                    "--python-warnings", "ignore:a message::some.module",
+                    *mode)
+        assert directives(text, "WSGIPythonWarnings") == [
+            '"error::DeprecationWarning"', '"ignore:a message::some.module"']
+    assert directives(conf(site), "WSGIPythonWarnings") == []
+    with pytest.raises(express.SetupError, match="--python-warnings"):
+        build(site, "--python-warnings", 'error"')
+
+
+def test_express_switch_interval_by_mode(site):
+    text = conf(site, "--switch-interval", "0.002")
+    assert daemon_process(text)[1]["switch-interval"] == "0.002"
+    assert directives(text, "WSGISwitchInterval") == []
+    embedded = conf(site, "--switch-interval", "0.25", "--embedded-mode")
+    assert directives(embedded, "WSGISwitchInterval") == ["0.25"]
+    assert "switch-interval" not in daemon_process(conf(site))[1]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "3000"])
+def test_express_switch_interval_must_be_seconds_above_zero(value, capsys):
+    with pytest.raises(SystemExit):
+        cli.make_parser().parse_args(["start-server", "--switch-interval",
+                                      value])
+    assert "--switch-interval" in capsys.readouterr().err
 
 
 # --- priority options --------------------------------------------------------
@@ -524,7 +555,8 @@ def test_express_implemented_options_are_no_longer_refused():
         "--rotatelogs-executable", "--orphan-interpreter",
         "--envvars-script", "--shell-executable", "--initial-workers",
         "--minimum-spare-workers", "--maximum-spare-workers", "--with-cgi",
-        "--proxy-mount-point", "--proxy-timeout"}
+        "--proxy-mount-point", "--proxy-timeout", "--python-warnings",
+        "--switch-interval"}
     assert not implemented & set(cli.UNSUPPORTED)
 
 
