@@ -176,7 +176,7 @@ static apr_status_t send_head(request_rec *r, tether_conn_t *c,
     apr_size_t size, n = 0;
     int i;
 
-    pairs = apr_palloc(r->pool, sizeof(*pairs) * (arr->nelts + 3));
+    pairs = apr_palloc(r->pool, sizeof(*pairs) * (arr->nelts + 4));
     /* Not environ: this module's log level for the request, which a
      * LogLevel in <Location>/<Directory> may set and the daemon, without
      * the request's per-directory configuration, cannot find itself. */
@@ -194,6 +194,14 @@ static apr_status_t send_head(request_rec *r, tether_conn_t *c,
         pairs[n].value = apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
                                       r->finfo.mtime);
         pairs[n].value_len = (uint32_t)strlen(pairs[n].value);
+        n++;
+    }
+    /* Not environ: WSGIIgnoreActivity On, for inactivity-timeout. */
+    if (tether_config_dir(r)->ignore_activity == 1) {
+        pairs[n].key = ":ignore_activity";
+        pairs[n].key_len = 16;
+        pairs[n].value = "1";
+        pairs[n].value_len = 1;
         n++;
     }
     for (i = 0; i < arr->nelts; i++) {

@@ -130,6 +130,7 @@ void *tether_config_create_dir(apr_pool_t *p, char *dir)
     conf->chunked_request = TETHER_UNSET;
     conf->map_head_to_get = TETHER_UNSET;
     conf->error_override = TETHER_UNSET;
+    conf->ignore_activity = TETHER_UNSET;
     conf->enable_sendfile = TETHER_UNSET;
     conf->pass_apache_request = TETHER_UNSET;
     return conf;
@@ -159,6 +160,7 @@ void *tether_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(auth_group_script);
     MERGE_PTR(dispatch_script);
     MERGE_INT(error_override);
+    MERGE_INT(ignore_activity);
     MERGE_INT(enable_sendfile);
     MERGE_INT(pass_apache_request);
     if (base->handler_scripts && add->handler_scripts) {
@@ -657,8 +659,8 @@ static const char *set_python_home(cmd_parms *cmd, void *mconfig,
     if (err) {
         return err;
     }
-    err = tether_config_check_python_home(cmd, apr_pstrcat(cmd->pool, cmd->cmd->name, ":",
-                                             NULL), value);
+    err = tether_config_check_python_home(
+        cmd, apr_pstrcat(cmd->pool, cmd->cmd->name, ":", NULL), value);
     if (err) {
         return err;
     }
@@ -1230,6 +1232,10 @@ const command_rec tether_config_commands[] = {
                      NULL, RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
                      "name script [process-group=name] "
                      "[application-group=name] [pass-authorization=On|Off]"),
+    DIR_FLAG("WSGIIgnoreActivity", ignore_activity,
+             RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
+             "On|Off: the requests do not count as activity for "
+             "inactivity-timeout"),
     DIR_FLAG("WSGIErrorOverride", error_override,
              RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
              "On|Off: daemon mode error responses replaced by Apache's "
@@ -1247,8 +1253,6 @@ const command_rec tether_config_commands[] = {
     NOT_SUPPORTED("WSGICaseSensitivity",
                   "only matters on case-insensitive file systems (Windows, "
                   "macOS), where Tether is not supported"),
-    NOT_SUPPORTED("WSGIIgnoreActivity",
-                  "not yet (it goes with inactivity-timeout)"),
     NOT_SUPPORTED("WSGINewGroup",
                   "an undocumented mod_wsgi directive"),
     NOT_SUPPORTED("WSGIFreeThreading",

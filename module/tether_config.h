@@ -179,6 +179,7 @@ typedef struct {
     int error_override;             /* WSGIErrorOverride, TETHER_UNSET */
     int enable_sendfile;            /* WSGIEnableSendfile, TETHER_UNSET */
     int pass_apache_request;        /* WSGIPassApacheRequest, TETHER_UNSET */
+    int ignore_activity;            /* WSGIIgnoreActivity, TETHER_UNSET */
 } tether_dir_conf_t;
 
 /* The process-wide settings (one instance, set at config time). */

@@ -59,6 +59,8 @@ typedef struct {
     int body_eof;
     apr_status_t body_error;
     const char *what;               /* for log lines */
+    int ignore_activity;            /* WSGIIgnoreActivity On: the request
+                                     * leaves last_activity alone */
 } wreq_t;
 
 typedef struct {
@@ -392,6 +394,7 @@ typedef struct {
     const char *application_group, *callable_object, *script_reloading;
     const char *script_mtime;       /* ":script_mtime", not environ */
     const char *log_level;          /* ":log_level", not environ */
+    const char *ignore_activity;    /* ":ignore_activity", not environ */
 } head_t;
 
 #define HEAD_FIELD(name, field) \
@@ -422,6 +425,7 @@ static const struct {
     HEAD_FIELD("tether.script_reloading", script_reloading),
     HEAD_FIELD(":script_mtime", script_mtime),
     HEAD_FIELD(":log_level", log_level),
+    HEAD_FIELD(":ignore_activity", ignore_activity),
 };
 
 static void head_note(head_t *head, const char *key, apr_size_t klen,
@@ -656,6 +660,7 @@ static int serve(dconn_t *dc, wreq_t *w, apr_pool_t *tp,
 
     apr_pool_create(&p, tp);
     dc->c->timeout = io_timeout();
+    w->ignore_activity = 0;
     env = read_environ(p, dc->c, &head, &rv);
     if (!env) {
         if (rv != APR_EOF) {
@@ -673,6 +678,7 @@ static int serve(dconn_t *dc, wreq_t *w, apr_pool_t *tp,
     w->head_sent = w->done = w->timed_out = w->body_eof = 0;
     w->error = w->body_error = APR_SUCCESS;
     w->what = head.script_file;
+    w->ignore_activity = head.ignore_activity != NULL;
     w->started = apr_time_now();
     apr_thread_mutex_unlock(w->lock);
 
@@ -809,11 +815,14 @@ static void conn_rearm(dconn_t *dc)
 }
 
 /* Counts a served request; ds.lock held.  Returns whether the connection
- * may serve another. */
-static int count_served(int reusable)
+ * may serve another.  A request under WSGIIgnoreActivity On is not
+ * activity for inactivity-timeout. */
+static int count_served(const wreq_t *w, int reusable)
 {
     ds.served++;
-    ds.last_activity = apr_time_now();
+    if (!w->ignore_activity) {
+        ds.last_activity = apr_time_now();
+    }
     if (ds.g->maximum_requests > 0
         && ds.served >= ds.g->maximum_requests && !ds.stopping) {
         ds.stopping = SIGUSR1;
@@ -863,7 +872,7 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
         for (;;) {
             reusable = serve(dc, w, tp, ba);
             apr_thread_mutex_lock(ds.lock);
-            reusable = count_served(reusable);
+            reusable = count_served(w, reusable);
             /* The next request may already be buffered. */
             if (reusable && dc->c->pos < dc->c->len) {
                 apr_thread_mutex_unlock(ds.lock);

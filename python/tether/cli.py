@@ -72,8 +72,6 @@ UNSUPPORTED = {
     "--response-flush-delay": (1, "Tether passes the response on as the "
                                   "application yields it, with no flush "
                                   "delay to tune"),
-    "--ignore-activity": (1, "mod_tether has no WSGIIgnoreActivity: every "
-                             "request counts as activity"),
     "--rewrite-rules": (1, "tether-express serves the application through "
                            "WSGIScriptAlias, not from the document root's "
                            "<Directory> these rules are written for: put "
@@ -407,6 +405,11 @@ def _add_site_options(parser):
         help="do not run the interpreters' atexit functions when a process "
              "exits (WSGIDestroyInterpreter Off); shutdown subscribers still "
              "run (default: off)")
+    env.add_argument(
+        "--ignore-activity", metavar="URL-PATH", action="append",
+        help="requests under this URL path, such as a health check, do not "
+             "count as activity for --inactivity-timeout "
+             "(WSGIIgnoreActivity On); may be repeated (default: none)")
     env.add_argument(
         "--python-warnings", metavar="SPEC", action="append",
         help="a warnings filter for the application's Python, as python -W "

@@ -531,8 +531,9 @@ def environment(args, mode):
 
 
 def _python_options(args, blocks, mode):
-    """--python-warnings, --orphan-interpreter, and in embedded mode
-    --switch-interval (daemon mode has switch-interval= instead)."""
+    """--python-warnings, --orphan-interpreter, --ignore-activity, and in
+    embedded mode --switch-interval (daemon mode has switch-interval=
+    instead)."""
     text = []
     for spec in args.python_warnings or []:
         if not spec or any(c in spec for c in "\n\r\"\\"):
@@ -542,6 +543,12 @@ def _python_options(args, blocks, mode):
         text.append(blocks.render("python_warnings", SPEC=spec))
     if args.orphan_interpreter:
         text.append(blocks.render("destroy_interpreter"))
+    for url in args.ignore_activity or []:
+        if not url.startswith("/") or any(c in url for c in "\n\r\"\\"):
+            raise SetupError("--ignore-activity %r must be a URL path "
+                             "starting with / (with no quotes, backslashes "
+                             "or line breaks)" % url)
+        text.append(blocks.render("ignore_activity", URL=url))
     if args.switch_interval and mode == "embedded":
         text.append(blocks.render("switch_interval",
                                   SECONDS="%g" % args.switch_interval))

@@ -115,6 +115,10 @@ INACTIVITY = 2
 IDLE_CONFIG = f"""
 WSGIDaemonProcess idler processes=1 threads=2 display-name=%{{GROUP}} inactivity-timeout={INACTIVITY}
 WSGIScriptAlias /idler {D}/activity.wsgi process-group=idler application-group=%{{GLOBAL}}
+WSGIScriptAlias /ignored {D}/activity.wsgi process-group=idler application-group=%{{GLOBAL}}
+<Location /ignored>
+    WSGIIgnoreActivity On
+</Location>
 """
 
 
@@ -142,6 +146,40 @@ class TestInactivityTimeout:
         server.wait_for_log(self._exit_line(first), since=mark)
         assert _new_pid(server, "/idler/pid", first,
                         deadline=harness.WAIT_DEADLINE) != first
+
+    def _poll(self, server, path, seconds):
+        """Requests `path` every 0.3 s for `seconds`: the pids that served
+        it, in order."""
+        pids = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pid = _pid_of(server, path)
+            if pid and (not pids or pids[-1] != pid):
+                pids.append(pid)
+            time.sleep(0.3)
+        return pids
+
+    def test_daemon_steady_requests_keep_the_process(self, server):
+        first = harness.wait_for(lambda: _pid_of(server, "/idler/pid"),
+                                 what="group idler")
+        mark = server.log_mark()
+        assert self._poll(server, "/idler/pid", 2 * INACTIVITY + 1) == [first]
+        assert not re.search(self._exit_line(first), server.error_log(mark))
+
+    def test_daemon_ignore_activity_requests_do_not_keep_the_process(
+            self, server):
+        # WSGIIgnoreActivity On (mod_wsgi's health-check case): the same
+        # steady requests leave the process to recycle when it is idle
+        # between them.
+        first = harness.wait_for(lambda: _pid_of(server, "/ignored/pid"),
+                                 what="group idler")
+        mark = server.log_mark()
+        # Recycled while the requests kept coming: another pid answers
+        # before the polling ends.
+        pids = self._poll(server, "/ignored/pid", 3 * INACTIVITY + 2)
+        assert pids[0] == first
+        assert len(pids) > 1, pids
+        server.wait_for_log(self._exit_line(first), since=mark)
 
     def test_daemon_inactivity_timeout_spares_silent_request(self, server):
         mark = server.log_mark()

@@ -736,6 +736,8 @@ BAD_CONFIGS = [
      "WSGISwitchInterval: '0' must be a number of seconds above 0"),
     ("WSGIPythonEggs relative/eggs",
      "WSGIPythonEggs: 'relative/eggs' must be the absolute path"),
+    ("<Location /health>\nWSGIIgnoreActivity sometimes\n</Location>",
+     "WSGIIgnoreActivity: 'sometimes' is not On or Off"),
     ("WSGIDestroyInterpreter maybe",
      "WSGIDestroyInterpreter: 'maybe' is not On or Off"),
     ("<VirtualHost *:80>\nWSGISwitchInterval 0.01\n</VirtualHost>",
@@ -879,6 +881,9 @@ WSGIPythonWarnings :::
 WSGIPythonEggs /var/cache/eggs
 WSGISwitchInterval 1e-3
 WSGIDestroyInterpreter Off
+<Location /health>
+    WSGIIgnoreActivity On
+</Location>
 WSGIMapHEADToGET Auto
 WSGIChunkedRequest On
 WSGIRestrictEmbedded Off

@@ -88,6 +88,17 @@ def test_express_python_warnings_one_directive_each_in_order(site):
         build(site, "--python-warnings", 'error"')
 
 
+def test_express_ignore_activity_one_location_each(site):
+    text = conf(site, "--ignore-activity", "/-/health", "--ignore-activity",
+                "/metrics")
+    for url in ("/-/health", "/metrics"):
+        assert directives(section(text, '<Location "%s">' % url),
+                          "WSGIIgnoreActivity") == ["On"]
+    assert directives(conf(site), "WSGIIgnoreActivity") == []
+    with pytest.raises(express.SetupError, match="--ignore-activity"):
+        build(site, "--ignore-activity", "health")
+
+
 def test_express_switch_interval_by_mode(site):
     text = conf(site, "--switch-interval", "0.002")
     assert daemon_process(text)[1]["switch-interval"] == "0.002"
@@ -556,7 +567,7 @@ def test_express_implemented_options_are_no_longer_refused():
         "--envvars-script", "--shell-executable", "--initial-workers",
         "--minimum-spare-workers", "--maximum-spare-workers", "--with-cgi",
         "--proxy-mount-point", "--proxy-timeout", "--python-warnings",
-        "--switch-interval"}
+        "--switch-interval", "--ignore-activity"}
     assert not implemented & set(cli.UNSUPPORTED)
 
 
