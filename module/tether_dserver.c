@@ -90,6 +90,8 @@ typedef struct {
     int stopping;                   /* 0, or why we stop */
     const char *stop_reason;
     apr_time_t stop_deadline;
+    const char *stop_timeout_name;  /* the option that set stop_deadline */
+    apr_interval_time_t stop_timeout;
 } dserver_t;
 
 static dserver_t ds;
@@ -1127,9 +1129,13 @@ static void *APR_THREAD_FUNC gil_ticker(apr_thread_t *thread, void *data)
     return NULL;
 }
 
-static void start_stopping(int sig, const char *why,
+/* Stops the process for `why`, giving the requests in flight `t`, the
+ * value of the option `tname` (5 s when 0), or what is left of an
+ * earlier, shorter allowance. */
+static void start_stopping(int sig, const char *why, const char *tname,
                            apr_interval_time_t t)
 {
+    apr_time_t now = apr_time_now();
 
     apr_thread_mutex_lock(ds.lock);
     if (!ds.stopping || sig == SIGTERM) {
@@ -1137,8 +1143,13 @@ static void start_stopping(int sig, const char *why,
         ds.stop_reason = why;
     }
     apr_thread_mutex_unlock(ds.lock);
-    if (!ds.stop_deadline || apr_time_now() + t < ds.stop_deadline) {
-        ds.stop_deadline = apr_time_now() + (t ? t : apr_time_from_sec(5));
+    if (!t) {
+        t = apr_time_from_sec(5);
+    }
+    if (!ds.stop_deadline || now + t < ds.stop_deadline) {
+        ds.stop_deadline = now + t;
+        ds.stop_timeout_name = tname;
+        ds.stop_timeout = t;
     }
 }
 
@@ -1232,7 +1243,12 @@ static void __attribute__((noreturn)) finish(void)
                  "group '%s' exits (%s; %" APR_INT64_T_FMT " requests "
                  "served%s)", getpid(), ds.g->name,
                  ds.stop_reason ? ds.stop_reason : "stopped", ds.served,
-                 busy ? ", in-flight requests cut off" : "");
+                 !busy ? "" : apr_psprintf(
+                     ds.pool, ", in-flight requests cut off after "
+                     "%s=%" APR_TIME_T_FMT "s",
+                     ds.stop_timeout_name ? ds.stop_timeout_name
+                                          : "graceful-timeout",
+                     apr_time_sec(ds.stop_timeout)));
     tether_metrics_daemon_exit(ds.stop_reason);
     tether_daemon_mark_exiting(ds.g, ds.slot);
     if (!busy) {
@@ -1343,11 +1359,15 @@ void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
                     if (si.ssi_signo == SIGUSR1 || si.ssi_signo == SIGHUP) {
                         start_stopping(SIGUSR1, "graceful stop requested",
                                        g->eviction_timeout
+                                       ? "eviction-timeout"
+                                       : "graceful-timeout",
+                                       g->eviction_timeout
                                        ? g->eviction_timeout
                                        : g->graceful_timeout);
                     }
                     else {
                         start_stopping(SIGTERM, "shutdown requested",
+                                       "shutdown-timeout",
                                        g->shutdown_timeout);
                     }
                 }
@@ -1383,7 +1403,7 @@ void tether_dserver_main(server_rec *s, tether_daemon_group_t *g,
         if (ds.stopping) {
             if (!ds.stop_deadline) {
                 start_stopping(ds.stopping, ds.stop_reason,
-                               g->graceful_timeout);
+                               "graceful-timeout", g->graceful_timeout);
             }
             if (drain() == 0 || now > ds.stop_deadline) {
                 finish();

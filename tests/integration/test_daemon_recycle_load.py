@@ -191,9 +191,11 @@ def cut_server(httpd_env, tether_only):
 
 
 def _cut_exit_line(pid):
+    # The line names the timeout that ran out: SIGUSR1's eviction-timeout,
+    # which is graceful-timeout's value when not given.
     return (r"TETHER0606: daemon process %d of group 'cut' exits \(graceful "
             r"stop requested; \d+ requests served, in-flight requests cut "
-            r"off\)" % pid)
+            r"off after eviction-timeout=%ds\)" % (pid, GRACEFUL))
 
 
 def _start_long(server, path, mark_file):
