@@ -999,15 +999,20 @@ static int env_set_obj(PyObject *env, const char *key, PyObject *v)
  * hash less per request.  A slot that keeps missing is taken over, so
  * header names a client makes up cannot stop the usual ones from being
  * kept, and at most KEY_SLOTS keys of at most KEY_MAX bytes are kept.
+ * Each slot also keeps the last value its key had (of at most VALUE_MAX
+ * bytes): most values (SERVER_SOFTWARE, SCRIPT_FILENAME, the usual
+ * headers...) repeat too, and an equal one is shared, not made again.
  */
 #define KEY_SLOTS 256           /* a power of two */
 #define KEY_PROBES 4
 #define KEY_MAX 64              /* longer keys are made each time */
+#define VALUE_MAX 128           /* longer values are never kept */
 
 typedef struct {
     apr_uint32_t hash;
     apr_size_t len;
     PyObject *key;
+    PyObject *value;            /* the key's last value, or NULL */
 } key_slot_t;
 
 typedef struct {
@@ -1030,6 +1035,7 @@ static void environ_cache_free(PyObject *capsule)
     Py_XDECREF(ec->base);
     for (i = 0; i < KEY_SLOTS; i++) {
         Py_XDECREF(ec->slots[i].key);
+        Py_XDECREF(ec->slots[i].value);
     }
     free(ec);
 }
@@ -1058,17 +1064,20 @@ static apr_uint32_t key_hash(const char *s, apr_size_t len)
     return (apr_uint32_t)(h ^ (h >> 29));
 }
 
-/* A new reference to the key string for s[0..len). */
-static PyObject *environ_key(environ_cache_t *ec, const char *s,
-                             apr_size_t len)
+/*
+ * A new reference to the key string for s[0..len) in *key (NULL after an
+ * error); returns its slot, or NULL when the key is too long to keep.
+ */
+static key_slot_t *environ_key(environ_cache_t *ec, const char *s,
+                               apr_size_t len, PyObject **key)
 {
     apr_uint32_t h;
     key_slot_t *slot;
-    PyObject *key;
     apr_size_t i;
 
     if (len > KEY_MAX) {
-        return PyUnicode_DecodeLatin1(s, (Py_ssize_t)len, NULL);
+        *key = PyUnicode_DecodeLatin1(s, (Py_ssize_t)len, NULL);
+        return NULL;
     }
     h = key_hash(s, len);
     for (i = 0; i < KEY_PROBES; i++) {
@@ -1079,21 +1088,43 @@ static PyObject *environ_key(environ_cache_t *ec, const char *s,
         if (slot->hash == h && slot->len == len
             && !memcmp(PyUnicode_DATA(slot->key), s, len)) {
             Py_INCREF(slot->key);
-            return slot->key;
+            *key = slot->key;
+            return slot;
         }
     }
     /* Latin-1 makes a one-byte string whose data are these bytes. */
-    if (!(key = PyUnicode_DecodeLatin1(s, (Py_ssize_t)len, NULL))) {
+    if (!(*key = PyUnicode_DecodeLatin1(s, (Py_ssize_t)len, NULL))) {
         return NULL;
     }
     if (i == KEY_PROBES) {
         slot = &ec->slots[h & (KEY_SLOTS - 1)];
     }
-    Py_XSETREF(slot->key, key);
-    Py_INCREF(key);
+    Py_XSETREF(slot->key, *key);
+    Py_INCREF(*key);
+    Py_CLEAR(slot->value);
     slot->hash = h;
     slot->len = len;
-    return key;
+    return slot;
+}
+
+/* A new reference to the value s[0..len) of the key in `slot` (NULL: not
+ * kept): the slot's last value when equal, else a new string. */
+static PyObject *environ_value(key_slot_t *slot, const char *s,
+                               apr_size_t len)
+{
+    PyObject *v = slot ? slot->value : NULL;
+
+    if (v && (apr_size_t)PyUnicode_GET_LENGTH(v) == len
+        && !memcmp(PyUnicode_DATA(v), s, len)) {
+        Py_INCREF(v);
+        return v;
+    }
+    v = PyUnicode_DecodeLatin1(s, (Py_ssize_t)len, NULL);
+    if (v && slot && len <= VALUE_MAX) {
+        Py_INCREF(v);
+        Py_XSETREF(slot->value, v);
+    }
+    return v;
 }
 
 /* The names apps read as "tether.NAME" and as mod_wsgi's "mod_wsgi.NAME";
@@ -1118,9 +1149,11 @@ static const struct {
 static int env_set_key(PyObject *env, environ_cache_t *ec, const char *key,
                        apr_size_t len, PyObject *v)
 {
-    PyObject *k = environ_key(ec, key, len);
-    int rc = k ? PyDict_SetItem(env, k, v) : -1;
+    PyObject *k;
+    int rc;
 
+    environ_key(ec, key, len, &k);
+    rc = k ? PyDict_SetItem(env, k, v) : -1;
     Py_XDECREF(k);
     return rc;
 }
@@ -1134,16 +1167,21 @@ static int env_copy_table(PyObject *env, environ_cache_t *ec, apr_table_t *t)
     for (i = 0; i < arr->nelts; i++) {
         const char *key = elts[i].key;
         apr_size_t klen;
-        PyObject *v;
+        key_slot_t *slot;
+        PyObject *k, *v = NULL;
         apr_size_t j;
-        int rc;
+        int rc = -1;
 
         if (!key || !elts[i].val) {
             continue;
         }
         klen = strlen(key);
-        v = PyUnicode_DecodeLatin1(elts[i].val, strlen(elts[i].val), NULL);
-        rc = v ? env_set_key(env, ec, key, klen, v) : -1;
+        slot = environ_key(ec, key, klen, &k);
+        if (k && (v = environ_value(slot, elts[i].val,
+                                    strlen(elts[i].val))) != NULL) {
+            rc = PyDict_SetItem(env, k, v);
+        }
+        Py_XDECREF(k);
         if (rc == 0 && klen > 7 && !memcmp(key, "tether.", 7)) {
             for (j = 0; j < BOTH_NAMES; j++) {
                 if (both_names[j].len == klen - 7

@@ -352,6 +352,19 @@ def test_environ_application_group_omits_port_80(server):
 
 # --- concurrency -------------------------------------------------------------
 
+def test_environ_values_follow_each_request(server):
+    # The environ cache keeps each key's last value: a value that differs
+    # from the last one, even only in its last byte or in a Latin-1 byte,
+    # is the request's own.
+    values = ["abc", "abd", "abc", "", "abcd", "ab\xe9", "ab\xe8", "abc",
+              "x" * 200, "x" * 199 + "y", "x" * 200]
+    seen = []
+    for value in values:
+        env = environ_of(server, "/app/v", headers={"X-Value": value})
+        seen.append(env["HTTP_X_VALUE"])
+    assert seen == values
+
+
 def test_environ_concurrent_requests_do_not_share_values(server):
     def one(i):
         env = environ_of(server, "/app/req/%d?i=%d" % (i, i),
