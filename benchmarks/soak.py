@@ -104,15 +104,11 @@ def find_httpd(given):
 
 
 def find_modules_dir(given):
+    """--modules-dir, else the first of the distributions' usual places
+    that has mod_alias.so (as tether-express finds it: without apxs, which
+    only apache2-dev installs)."""
     if given:
         return given
-    for apxs in ("apxs", "apxs2"):
-        path = shutil.which(apxs)
-        if path:
-            out = subprocess.run([path, "-q", "LIBEXECDIR"], text=True,
-                                 capture_output=True, check=False).stdout
-            if os.path.isfile(os.path.join(out.strip(), "mod_alias.so")):
-                return out.strip()
     for path in MODULES_DIRS:
         if os.path.isfile(os.path.join(path, "mod_alias.so")):
             return path
@@ -611,8 +607,8 @@ def main(argv=None):
                         help="the Apache binary (default: apache2 or httpd "
                              "on PATH)")
     parser.add_argument("--modules-dir", default=None,
-                        help="Apache's modules directory (default: from "
-                             "apxs, else the usual places)")
+                        help="Apache's modules directory (default: the "
+                             "first of the usual places with mod_alias.so)")
     parser.add_argument("--user", default="www-data",
                         help="the User of Apache's children when run as "
                              "root (default: %(default)s)")
