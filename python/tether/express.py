@@ -769,7 +769,7 @@ def build(args, apache, account, module_path, account_note=None,
     startup_log = site.startup_log(args, setup, log_dir, to_terminal)
     if startup_log:
         setup.httpd_args = ["-E", startup_log]
-    setup.environment = site.environment(args, mode)
+    setup.environment = site.environment(args)
     setup.envvars_script = site.envvars_script(args)
     if mode == "embedded":
         for option in site.given_worker_fractions(args):

@@ -519,21 +519,19 @@ def daemon_options(args):
     return options
 
 
-def environment(args, mode):
+def environment(args):
     """Variables for Apache's own environment: {name: value}."""
     env = {}
     if args.locale:
         env["LANG"] = args.locale
         env["LC_ALL"] = args.locale
-    if args.python_eggs and mode == "embedded":
-        env["PYTHON_EGG_CACHE"] = os.path.abspath(args.python_eggs)
     return env
 
 
 def _python_options(args, blocks, mode):
     """--python-warnings, --orphan-interpreter, --ignore-activity, and in
-    embedded mode --switch-interval (daemon mode has switch-interval=
-    instead)."""
+    embedded mode --switch-interval and --python-eggs (daemon mode has
+    switch-interval= and python-eggs= instead)."""
     text = []
     for spec in args.python_warnings or []:
         if not spec or any(c in spec for c in "\n\r\"\\"):
@@ -552,6 +550,9 @@ def _python_options(args, blocks, mode):
     if args.switch_interval and mode == "embedded":
         text.append(blocks.render("switch_interval",
                                   SECONDS="%g" % args.switch_interval))
+    if args.python_eggs and mode == "embedded":
+        text.append(blocks.render("python_eggs", PATH=os.path.abspath(
+            args.python_eggs)))
     return text
 
 

@@ -253,6 +253,21 @@ def test_express_python_warnings_and_switch_interval_reach_the_daemons():
             assert "\nWSGIDestroyInterpreter Off\n" in f.read()
 
 
+def test_express_python_eggs_and_switch_interval_in_embedded_mode():
+    eggs = os.path.join(make_workdir("python-eggs"), "eggs")
+    with express_server(
+            "python-eggs", _app, "--embedded-mode", "--python-eggs", eggs,
+            "--switch-interval", "0.5", make_files=_app_files) as server:
+        answer = get_json(server.port, "/")
+        # WSGIPythonEggs, as mod_wsgi-express writes it in embedded mode.
+        assert answer["os_environ"].get("PYTHON_EGG_CACHE") == eggs
+        assert answer["switch_interval"] == pytest.approx(0.5)
+        assert answer["pid"] in harness.child_pids(server.httpd_pid)
+        with open(server.conf_path) as f:
+            assert '\nWSGIPythonEggs "%s"\n' % eggs in f.read()
+        assert os.path.isdir(eggs)
+
+
 # --- --setup-only ------------------------------------------------------------
 
 def configtest(httpd_env, conf):
