@@ -393,11 +393,7 @@ def test_destroy_interpreter_decides_whether_atexit_runs(httpd_env,
             resp = srv.get("/x")
             assert resp.status == 200, srv.error_log()
             pid = int(resp.body)
-            # httpd 2.4.71's event MPM can crash in a child's main thread
-            # (apr_os_sock_get on a listener) when SIGTERM comes within
-            # milliseconds of the child's start, before any exit code runs
-            # (about 1 stop in 70 here; none in 160 with this pause).
-            time.sleep(1)
+            harness.let_children_settle()
             srv.stop()
             shutdown = os.path.join(srv.scratch, "shutdown-%d" % pid)
             atexit_file = os.path.join(srv.scratch, "atexit-%d" % pid)

@@ -345,6 +345,7 @@ def test_api_process_stopping_fires_at_shutdown(httpd_env, tether_only):
                               daemon_processes=1) as srv:
             assert srv.get("/api/plain?tok-stop").status == 200
             scratch = srv.scratch
+            harness.let_children_settle()
             srv.stop()
             found = []
             end = time.monotonic() + harness.WAIT_DEADLINE
