@@ -423,7 +423,8 @@ def main(argv=None):
             say("updated the results in benchmarks/README.md")
         except BenchError as exc:
             say("could not update benchmarks/README.md: %s" % exc)
-    sys.stdout.write(report.summary_table(rows, servers) + "\n")
+    sys.stdout.write(report.summary_table(rows, servers) + "\n\n"
+                     + report.targets_table(rows) + "\n")
     return 1 if failures else 0
 
 

@@ -58,6 +58,29 @@ SHORT_LABELS = {
 
 SOCKET_ERROR_KINDS = ("connect", "read", "write", "timeout")
 
+# The targets this harness was built to check (benchmarks/README.md):
+# (text, workloads, ratio keys, lowest ratio) for requests/s; the error
+# and memory targets are checked on every row.
+RATIO_TARGETS = [
+    ("hello world, daemon mode: at least 1.6 x mod_wsgi daemon mode",
+     ("hello",), ("tether_vs_modwsgi_daemon",), 1.6),
+    ("hello world, daemon mode: at least gunicorn gthread",
+     ("hello",), ("tether_daemon_vs_gunicorn",), 1.0),
+    ("hello world, embedded mode: at least 1.2 x mod_wsgi embedded mode",
+     ("hello",), ("tether_vs_modwsgi_embedded",), 1.2),
+    ("hello world: Tether daemon mode at least 0.8 x Tether embedded mode",
+     ("hello",), ("tether_daemon_vs_embedded",), 0.8),
+    ("file_wrapper 10 MiB, daemon mode: at least 0.8 x Apache's static file",
+     ("filewrapper-10m",), ("tether_daemon_vs_static",), 0.8),
+    ("1 MiB response and 10 MiB upload: at least mod_wsgi, in both modes",
+     ("1m", "upload-10m"),
+     ("tether_vs_modwsgi_embedded", "tether_vs_modwsgi_daemon"), 1.0),
+]
+TETHER_SERVERS = ("tether-embedded", "tether-daemon")
+# Tether's server -> mod_wsgi's of the same mode, for peak RSS.
+RSS_PAIRS = (("tether-embedded", "modwsgi-embedded"),
+             ("tether-daemon", "modwsgi-daemon"))
+
 
 def _median(values):
     values = [v for v in values if v is not None]
@@ -97,7 +120,7 @@ def aggregate(runs, workloads, concurrencies, servers):
                     "processes": max((r["processes"] for r in ok), default=None),
                 }
                 cells[name] = cell
-            ratios = {}
+            ratios, ranges = {}, {}
             for key, _, num, den in RATIOS:
                 if num not in cells or den not in cells:
                     continue
@@ -108,8 +131,11 @@ def aggregate(runs, workloads, concurrencies, servers):
                     if a is not None and b:
                         per_round.append(a / b)
                 ratios[key] = _median(per_round)
+                if per_round:
+                    ranges[key] = [min(per_round), max(per_round)]
             rows.append({"workload": workload.name, "concurrency": conc,
-                         "servers": cells, "ratios": ratios})
+                         "servers": cells, "ratios": ratios,
+                         "ratio_ranges": ranges})
     return rows
 
 
@@ -140,6 +166,94 @@ def fmt_ms(value):
 
 def fmt_ratio(value):
     return "-" if value is None else "%.2f" % value
+
+
+def fmt_ratio_range(row, key):
+    """"2.85 (2.41-3.10)": the median and the lowest and highest per-round
+    ratio; only the median with one round."""
+    value = row["ratios"].get(key)
+    low, high = row.get("ratio_ranges", {}).get(key, (value, value))
+    if value is None or low == high:
+        return fmt_ratio(value)
+    return "%s (%s-%s)" % (fmt_ratio(value), fmt_ratio(low), fmt_ratio(high))
+
+
+def _cell_name(row):
+    return "%s c=%d" % (WORKLOADS_BY_NAME[row["workload"]].label,
+                        row["concurrency"])
+
+
+def check_targets(rows):
+    """[(target, outcome, details)]: outcome "met", "missed" or "not
+    measured" (a server or workload of the target was left out); details
+    lists every cell, the misses first."""
+    results = []
+    for text, workloads, keys, lowest in RATIO_TARGETS:
+        met, missed = [], []
+        for row in rows:
+            if row["workload"] not in workloads:
+                continue
+            for key in keys:
+                value = row["ratios"].get(key)
+                if value is None:
+                    continue
+                label = "%s%s: %s" % (
+                    _cell_name(row),
+                    ", " + SHORT_LABELS[key].strip("*") if len(keys) > 1
+                    else "", fmt_ratio_range(row, key))
+                (met if value >= lowest else missed).append(label)
+        results.append(_outcome(text, met, missed))
+    met, missed = [], []
+    for row in rows:
+        for name in TETHER_SERVERS:
+            cell = row["servers"].get(name)
+            if cell is None or cell["requests_per_s"] is None:
+                continue
+            errors = cell["non2xx"] + cell["socket_errors"]
+            label = "%s, %s: %s" % (_cell_name(row), KINDS_BY_NAME[name].label,
+                                    "%d non-2xx, %s socket" % (
+                                        cell["non2xx"],
+                                        fmt_socket_errors(cell))
+                                    if errors else "0")
+            (missed if errors or cell["failed_rounds"] else met).append(label)
+    results.append(_outcome("zero errors in every row (Tether's cells)", met,
+                            missed, list_met=False))
+    met, missed = [], []
+    for row in rows:
+        for ours, theirs in RSS_PAIRS:
+            a, b = row["servers"].get(ours), row["servers"].get(theirs)
+            if not a or not b or None in (a["peak_rss_mib"],
+                                          b["peak_rss_mib"]):
+                continue
+            label = "%s, %s: %.1f against %.1f MiB" % (
+                _cell_name(row), KINDS_BY_NAME[ours].label.split(" ", 1)[1],
+                a["peak_rss_mib"], b["peak_rss_mib"])
+            (met if a["peak_rss_mib"] <= b["peak_rss_mib"]
+             else missed).append(label)
+    results.append(_outcome("peak RSS no higher than mod_wsgi's in the same "
+                            "mode", met, missed, list_met=False))
+    return results
+
+
+def _outcome(text, met, missed, list_met=True):
+    """(text, outcome, details) of one target from its cells' labels."""
+    if not met and not missed:
+        return (text, "not measured", "")
+    if list_met:
+        shown = missed + met
+    elif missed:
+        shown = missed + (["%d other cell(s) met" % len(met)] if met else [])
+    else:
+        shown = ["all %d cells" % len(met)]
+    return (text, "missed" if missed else "met", "; ".join(shown))
+
+
+def targets_table(rows):
+    body = [[text, "**%s**" % outcome if outcome == "missed" else outcome,
+             details] for text, outcome, details in check_targets(rows)]
+    return _table(["target", "result", "cells (a ratio: its median, and "
+                   "its lowest and highest round in brackets)"], body,
+                  text_columns=3)
 
 
 def fmt_socket_errors(cell):
@@ -236,6 +350,14 @@ def markdown(meta, rows, servers, failures):
         "## Requests per second",
         "",
         summary_table(rows, servers),
+        "",
+        "## Targets",
+        "",
+        "Each target of benchmarks/README.md, checked on this run's rows: "
+        "the ratios are medians of the per-round ratios, with the lowest "
+        "and highest round in brackets.",
+        "",
+        targets_table(rows),
         "",
         "## Latency, errors and memory",
         "",
