@@ -379,6 +379,110 @@ static apr_status_t socket_error(server_rec *s, tether_daemon_group_t *g,
     return rv;
 }
 
+/* WSGISocketPrefix, or "wsgi" in Apache's runtime directory; NULL when
+ * that has no valid path. */
+static const char *socket_prefix(apr_pool_t *p)
+{
+    tether_global_conf_t *conf = tether_config_global();
+
+    return conf->socket_prefix ? conf->socket_prefix
+                               : ap_runtime_dir_relative(p, "wsgi");
+}
+
+/* The pid of a socket file name "<base>.<pid>.<rest>.sock", else 0. */
+static pid_t stale_socket_pid(const char *name, const char *base)
+{
+    size_t blen = strlen(base), len = strlen(name);
+    const char *digits = name + blen + 1;
+    char *end;
+    long pid;
+
+    if (len <= blen + 6 || strncmp(name, base, blen) || name[blen] != '.'
+        || strcmp(name + len - 5, ".sock") || !apr_isdigit(*digits)) {
+        return 0;
+    }
+    errno = 0;
+    pid = strtol(digits, &end, 10);
+    if (errno || *end != '.' || pid <= 0 || (pid_t)pid != pid) {
+        return 0;
+    }
+    return (pid_t)pid;
+}
+
+/* True when nobody listens on the Unix socket at `path` (ECONNREFUSED). */
+static int socket_refused(const char *path)
+{
+    struct sockaddr_un sa;
+    int fd, refused;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        return 0;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        return 0;
+    }
+    refused = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0
+              && errno == ECONNREFUSED;
+    close(fd);
+    return refused;
+}
+
+/*
+ * Socket files that an Apache killed outright (SIGKILL, a crash) left with
+ * our prefix: removed at the first generation of a parent, when the pid in
+ * their name runs no more (kill() says ESRCH: a live process, anyone's,
+ * keeps its files), they are sockets and nobody listens on them (a process
+ * of another pid namespace sharing the directory keeps its own).  Errors
+ * only skip a file.
+ */
+static void sweep_stale_sockets(apr_pool_t *p, server_rec *s,
+                                const char *prefix)
+{
+    char *dir = apr_pstrdup(p, prefix), *slash = strrchr(dir, '/');
+    const char *base;
+    apr_dir_t *d;
+    apr_finfo_t fi;
+    int removed = 0;
+
+    if (!slash || !slash[1]) {
+        return;
+    }
+    base = slash + 1;
+    *slash = '\0';
+    if (apr_dir_open(&d, *dir ? dir : "/", p) != APR_SUCCESS) {
+        return;
+    }
+    while (apr_dir_read(&fi, APR_FINFO_NAME, d) == APR_SUCCESS) {
+        pid_t pid = stale_socket_pid(fi.name, base);
+        const char *path;
+        struct stat st;
+
+        if (pid == 0 || pid == getpid() || kill(pid, 0) == 0
+            || errno != ESRCH) {
+            continue;
+        }
+        path = apr_pstrcat(p, dir, "/", fi.name, NULL);
+        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)
+            && socket_refused(path) && unlink(path) == 0) {
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, TETHER_LOGNO(0569)
+                         "Removed the socket file '%s' of pid %"
+                         APR_PID_T_FMT ", which no longer runs", path, pid);
+            removed++;
+        }
+    }
+    apr_dir_close(d);
+    if (removed) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, TETHER_LOGNO(0569)
+                     "Removed %d socket file(s) of daemon groups from '%s' "
+                     "left by Apache processes that no longer run", removed,
+                     *dir ? dir : "/");
+    }
+}
+
 /* Creates and binds the group's socket; fills gr->listen_fd and
  * g->socket_path (from pconf: Apache's children read it). */
 static apr_status_t make_socket(apr_pool_t *pconf, server_rec *s,
@@ -391,8 +495,7 @@ static apr_status_t make_socket(apr_pool_t *pconf, server_rec *s,
     mode_t old_mask;
     int fd, rc;
 
-    prefix = conf->socket_prefix ? conf->socket_prefix
-                                 : ap_runtime_dir_relative(pconf, "wsgi");
+    prefix = socket_prefix(pconf);
     if (!prefix) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
                      TETHER_LOGNO(0550) "No valid path for the sockets of "
@@ -1448,6 +1551,9 @@ static int daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return OK;
     }
     retained->generation++;
+    if (retained->generation == 1 && socket_prefix(ptemp)) {
+        sweep_stale_sockets(ptemp, s, socket_prefix(ptemp));
+    }
 
     /* Every socket first: a configuration that cannot work starts no
      * daemon at all. */

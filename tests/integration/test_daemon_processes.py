@@ -15,6 +15,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import time
@@ -341,6 +342,72 @@ WSGIDaemonProcess tether-nosock display-name=tether-test-nosock
             proc.kill()
             proc.wait()
         srv.cleanup()
+
+
+def _socket_file(path):
+    """Leaves a socket file nobody listens on at `path`, as a killed Apache
+    does."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.close()
+
+
+def _dead_pid():
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    if harness.pid_alive(proc.pid):
+        pytest.skip("pid %d was taken again at once" % proc.pid)
+    return proc.pid
+
+
+def test_daemon_sockets_left_by_a_killed_apache_are_removed_at_start(
+        httpd_env, tether_only):
+    """The socket files of an Apache that was SIGKILLed stay behind (no
+    clean-up runs); the next start removes those of pids that no longer
+    run, and only those: sockets, with our prefix, nobody listening."""
+    srv = httpd_env.server("""
+WSGISocketPrefix @ROOT@/socks/wsgi
+WSGIDaemonProcess tether-sweep display-name=tether-test-sweep
+""", name="daemon-sweep")
+    socks = os.path.join(srv.root, "socks")
+    os.mkdir(socks)
+    os.chmod(socks, 0o755)
+    dead = _dead_pid()
+    stale = ["wsgi.%d.1.0.sock" % dead, "wsgi.%d.3.1.sock" % dead,
+             "wsgi.%d.u33.0.sock" % dead]     # WSGISocketRotation Off
+    for name in stale:
+        _socket_file(os.path.join(socks, name))
+    kept = {
+        # a live pid (this test's): another Apache's, say
+        "wsgi.%d.1.0.sock" % os.getpid(): _socket_file,
+        # not a socket
+        "wsgi.%d.2.0.sock" % dead: lambda p: open(p, "w").close(),
+        # another prefix
+        "other.%d.1.0.sock" % dead: _socket_file,
+        # not a socket name of ours
+        "wsgi.%d.1.0.socket" % dead: _socket_file,
+    }
+    for name, make in kept.items():
+        make(os.path.join(socks, name))
+    # A listening socket under a dead pid's name (an Apache of another pid
+    # namespace sharing the directory) is kept too.
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(os.path.join(socks, "wsgi.%d.4.0.sock" % dead))
+    listening.listen(1)
+    try:
+        with srv:
+            names = set(os.listdir(socks))
+            assert not names & set(stale), names
+            assert set(kept) | {"wsgi.%d.4.0.sock" % dead} <= names
+            assert "wsgi.%d.1.0.sock" % srv.pid in names
+            assert re.search(r"TETHER0569: Removed 3 socket file\(s\) of "
+                             r"daemon groups from '[^']*/socks' left by "
+                             r"Apache processes that no longer run",
+                             srv.error_log())
+            # The group has its own socket, and its daemon.
+            wait_daemons(srv, "tether-test-sweep", 1)
+    finally:
+        listening.close()
 
 
 # --- supervision -------------------------------------------------------------
