@@ -205,11 +205,13 @@ def checkout_revision():
     return rev + ("+uncommitted changes" if dirty else "")
 
 
-def versions(tools):
+def versions(tools, revision):
+    """`revision`: the checkout's, read when Tether was built (the tree may
+    change during a long run)."""
     out = {"apache": tools.apache.version}
     if tools.tether:
         out["Tether"] = "%s (checkout %s, Python %s)" % (
-            tools.tether.packages["tether-wsgi"], checkout_revision(),
+            tools.tether.packages["tether-wsgi"], revision,
             tools.tether.python_version)
     if tools.modwsgi:
         out["mod_wsgi"] = "%s (Python %s)" % (
@@ -349,6 +351,7 @@ def main(argv=None):
     started = time.time()
     t0 = time.monotonic()
     servers, steps = plan(args)
+    revision = checkout_revision()
     try:
         tools = prepare.prepare(args, set(servers))
     except BenchError as exc:
@@ -395,7 +398,7 @@ def main(argv=None):
         "machine": machine_info(),
         "loadavg_start": load_start,
         "loadavg_end": loadavg(),
-        "versions": versions(tools),
+        "versions": versions(tools, revision),
         "processes": args.processes,
         "threads": args.threads,
         "apache_threads": args.apache_threads,
