@@ -1536,6 +1536,7 @@ static int daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     tether_global_conf_t *conf = tether_config_global();
     apr_array_header_t *daemons = conf ? conf->daemons : NULL;
     group_rt_t *made;
+    const char *prefix;
     apr_status_t rv;
     int i, j, n;
 
@@ -1551,8 +1552,8 @@ static int daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return OK;
     }
     retained->generation++;
-    if (retained->generation == 1 && socket_prefix(ptemp)) {
-        sweep_stale_sockets(ptemp, s, socket_prefix(ptemp));
+    if (retained->generation == 1 && (prefix = socket_prefix(ptemp))) {
+        sweep_stale_sockets(ptemp, s, prefix);
     }
 
     /* Every socket first: a configuration that cannot work starts no
