@@ -48,6 +48,7 @@
  * (APEXIT_CHILDFATAL) as a fatal error and shut Apache down.
  */
 #include "tether_private.h"
+#include "tether_conn.h"
 
 #include "apr_shm.h"
 
@@ -412,23 +413,13 @@ static pid_t stale_socket_pid(const char *name, const char *base)
 /* True when nobody listens on the Unix socket at `path` (ECONNREFUSED). */
 static int socket_refused(const char *path)
 {
-    struct sockaddr_un sa;
-    int fd, refused;
+    int fd;
+    apr_status_t rv = tether_conn_connect(path, &fd);
 
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        return 0;
+    if (rv == APR_SUCCESS) {
+        close(fd);
     }
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    strcpy(sa.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        return 0;
-    }
-    refused = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0
-              && errno == ECONNREFUSED;
-    close(fd);
-    return refused;
+    return APR_STATUS_IS_ECONNREFUSED(rv);
 }
 
 /*
