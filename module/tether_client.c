@@ -21,11 +21,10 @@
 #include <signal.h>
 #include <unistd.h>
 
-/* Body bytes read from the client per BODY_WANT, at most.  What one read
- * returns sits in buckets that each keep-alive connection's allocator
- * keeps once freed: 16 KiB cost upload throughput, 64 KiB and more raised
- * the children's memory at 128 connections above mod_wsgi's. */
-#define CLIENT_READ_MAX (32 * 1024)
+/* Body bytes sent per BODY_WANT, at most: what the daemon's wsgi.input
+ * asks for at a time (TETHER_INPUT_FRAME).  Fewer cost upload throughput
+ * in round trips. */
+#define CLIENT_READ_MAX TETHER_INPUT_FRAME
 /* Response bytes gathered before they are passed on without a flush,
  * unless the group's response-buffer-size says otherwise. */
 #define RELAY_BATCH (64 * 1024)
@@ -48,12 +47,26 @@ typedef struct {
 static conn_pool_t *pools;          /* by group index, per Apache child */
 static int npools;
 
+/*
+ * Buffers of CLIENT_READ_MAX for request bodies, shared by the child's
+ * threads and kept once made: there are as many as bodies were ever
+ * relayed at once.  A malloc per request instead left freed ones behind
+ * in each of glibc's per-thread arenas.
+ */
+typedef struct body_buf {
+    struct body_buf *next;
+} body_buf_t;
+
+static apr_thread_mutex_t *body_bufs_lock;
+static body_buf_t *body_bufs;
+
 static void tether_client_child_init(apr_pool_t *p, server_rec *s)
 {
     tether_global_conf_t *g = tether_config_global();
     int i;
 
     tether_malloc_tune();
+    apr_thread_mutex_create(&body_bufs_lock, APR_THREAD_MUTEX_DEFAULT, p);
     npools = g->daemons->nelts;
     pools = apr_pcalloc(p, sizeof(*pools) * (npools ? npools : 1));
     for (i = 0; i < npools; i++) {
@@ -223,62 +236,110 @@ static apr_status_t send_head(request_rec *r, tether_conn_t *c,
     return tether_conn_send(c, TETHER_WIRE_REQ_HEAD, 0, buf, size);
 }
 
-/* Answers BODY_WANT with REQ_BODY from the data buckets of bb, written
- * straight from them; a brigade of too many small buckets is gathered
- * into one block first. */
-static apr_status_t send_bucket_data(request_rec *r, tether_conn_t *c,
-                                     apr_bucket_brigade *bb, int *body_done)
+/*
+ * Reads up to `want` body bytes into buf: the first filter call blocks,
+ * the others take only what has already arrived, so a slow client's
+ * first bytes are not held back.  Each call asks for at most one of
+ * Apache's socket buckets, and the buckets are freed before the next: the
+ * connection's bucket allocator keeps what it handed out, for as long as
+ * the connection lives, so reading the whole frame in one call left some
+ * 40 KiB behind on every keep-alive connection.  Returns the filter
+ * chain's status; *got and *eos say what came before it.
+ */
+static apr_status_t read_client_body(request_rec *r, apr_bucket_brigade *bb,
+                                     char *buf, apr_size_t want,
+                                     apr_size_t *got, int *eos)
 {
-    struct iovec parts[TETHER_CONN_MAX_PARTS];
-    int n = 0;
-    apr_bucket *e;
+    apr_read_type_e block = APR_BLOCK_READ;
 
-    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
-         e = APR_BUCKET_NEXT(e)) {
-        const char *data;
-        apr_size_t len;
+    *got = 0;
+    while (*got < want && !*eos) {
+        apr_size_t step = want - *got;
+        apr_status_t rv;
+        apr_bucket *e;
 
-        if (APR_BUCKET_IS_METADATA(e)) {
-            continue;
+        if (step > APR_BUCKET_BUFF_SIZE) {
+            step = APR_BUCKET_BUFF_SIZE;
         }
-        if (apr_bucket_read(e, &data, &len, APR_BLOCK_READ)
-                != APR_SUCCESS) {
-            *body_done = 1;
-            return tether_conn_send(c, TETHER_WIRE_REQ_ABORT, 0, NULL, 0);
+        rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, block,
+                            (apr_off_t)step);
+        if (block == APR_NONBLOCK_READ && APR_STATUS_IS_EAGAIN(rv)) {
+            apr_brigade_cleanup(bb);
+            return APR_SUCCESS;
         }
-        if (len == 0) {
-            continue;
+        if (rv != APR_SUCCESS) {
+            apr_brigade_cleanup(bb);
+            return rv;
         }
-        if (n == TETHER_CONN_MAX_PARTS) {
-            char *block;
-            apr_size_t size;
+        if (APR_BRIGADE_EMPTY(bb)) {
+            /* Nothing yet (non-blocking), or a filter with nothing to
+             * say: what we have goes now. */
+            return APR_SUCCESS;
+        }
+        while (!APR_BRIGADE_EMPTY(bb)) {
+            const char *data;
+            apr_size_t len;
 
-            if (apr_brigade_pflatten(bb, &block, &size, r->pool)
-                    != APR_SUCCESS) {
-                *body_done = 1;
-                return tether_conn_send(c, TETHER_WIRE_REQ_ABORT, 0, NULL,
-                                        0);
+            e = APR_BRIGADE_FIRST(bb);
+            if (APR_BUCKET_IS_EOS(e)) {
+                *eos = 1;
             }
-            return tether_conn_send(c, TETHER_WIRE_REQ_BODY, 0, block,
-                                    size);
+            else if (!APR_BUCKET_IS_METADATA(e)) {
+                rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
+                if (rv == APR_SUCCESS && len > want - *got) {
+                    rv = APR_EGENERAL;  /* more than asked for */
+                }
+                if (rv != APR_SUCCESS) {
+                    apr_brigade_cleanup(bb);
+                    return rv;
+                }
+                memcpy(buf + *got, data, len);
+                *got += len;
+            }
+            apr_bucket_delete(e);
         }
-        parts[n].iov_base = (void *)data;
-        parts[n++].iov_len = len;
+        block = APR_NONBLOCK_READ;
     }
-    return tether_conn_sendv(c, TETHER_WIRE_REQ_BODY, 0, parts, n);
+    return APR_SUCCESS;
+}
+
+static char *body_buf_get(void)
+{
+    body_buf_t *b;
+
+    apr_thread_mutex_lock(body_bufs_lock);
+    if ((b = body_bufs) != NULL) {
+        body_bufs = b->next;
+    }
+    apr_thread_mutex_unlock(body_bufs_lock);
+    return b ? (char *)b : malloc(CLIENT_READ_MAX);
+}
+
+static apr_status_t body_buf_put(void *buf)
+{
+    body_buf_t *b = buf;
+
+    apr_thread_mutex_lock(body_bufs_lock);
+    b->next = body_bufs;
+    body_bufs = b;
+    apr_thread_mutex_unlock(body_bufs_lock);
+    return APR_SUCCESS;
 }
 
 /*
  * Answers BODY_WANT with exactly one frame: REQ_BODY with up to `want`
  * bytes from the client, REQ_END at the end of the body, or REQ_ABORT.
+ * The bytes are gathered in *buf, taken on the first BODY_WANT and given
+ * back with the request (a block of the request pool would stay with the
+ * connection for its life).
  */
 static apr_status_t send_body(request_rec *r, tether_conn_t *c,
-                              apr_bucket_brigade *bb, apr_size_t want,
-                              int *body_done, int *rejected)
+                              apr_bucket_brigade *bb, char **buf,
+                              apr_size_t want, int *body_done,
+                              int *rejected)
 {
-    apr_off_t len = 0;
+    apr_size_t got = 0;
     apr_status_t rv;
-    apr_bucket *e;
 
     if (*body_done) {
         return tether_conn_send(c, TETHER_WIRE_REQ_END, 0, NULL, 0);
@@ -289,10 +350,16 @@ static apr_status_t send_body(request_rec *r, tether_conn_t *c,
     if (want == 0) {
         want = 1;
     }
-    rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
-                        APR_BLOCK_READ, (apr_off_t)want);
+    if (!*buf) {
+        if (!(*buf = body_buf_get())) {
+            *body_done = 1;
+            return tether_conn_send(c, TETHER_WIRE_REQ_ABORT, 0, NULL, 0);
+        }
+        apr_pool_cleanup_register(r->pool, *buf, body_buf_put,
+                                  apr_pool_cleanup_null);
+    }
+    rv = read_client_body(r, bb, *buf, want, &got, body_done);
     if (rv != APR_SUCCESS) {
-        apr_brigade_cleanup(bb);
         *body_done = 1;
         /* Apache refused the body (bad chunk, LimitRequestBody) and has
          * already answered the client. */
@@ -302,34 +369,13 @@ static apr_status_t send_body(request_rec *r, tether_conn_t *c,
                       "reading the request body for the daemon failed");
         return tether_conn_send(c, TETHER_WIRE_REQ_ABORT, 0, NULL, 0);
     }
-    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
-         e = APR_BUCKET_NEXT(e)) {
-        if (APR_BUCKET_IS_EOS(e)) {
-            *body_done = 1;
-            break;
-        }
-    }
-    rv = apr_brigade_length(bb, 1, &len);
-    if (rv == APR_SUCCESS && len > (apr_off_t)want) {
-        rv = APR_EGENERAL;
-    }
-    if (rv != APR_SUCCESS) {
-        apr_brigade_cleanup(bb);
-        *body_done = 1;
-        return tether_conn_send(c, TETHER_WIRE_REQ_ABORT, 0, NULL, 0);
-    }
-    if (len == 0) {
+    if (got == 0) {
         /* No data: the body ended (the daemon learns it now). */
-        apr_brigade_cleanup(bb);
         *body_done = 1;
         return tether_conn_send(c, TETHER_WIRE_REQ_END, 0, NULL, 0);
     }
-    /* With data, an end seen alongside is told on the next BODY_WANT.
-     * The data goes from Apache's buckets to the socket: no copy, and no
-     * buffer of this module's per request. */
-    rv = send_bucket_data(r, c, bb, body_done);
-    apr_brigade_cleanup(bb);
-    return rv;
+    /* With data, an end seen alongside is told on the next BODY_WANT. */
+    return tether_conn_send(c, TETHER_WIRE_REQ_BODY, 0, *buf, got);
 }
 
 /* Applies RESP_HEAD to r.  Returns OK or an HTTP status. */
@@ -475,23 +521,31 @@ static const char *status_text(apr_status_t rv)
     return apr_strerror(rv, buf, sizeof(buf));
 }
 
-/* Passes the gathered response data on; flushes when nothing more is
- * waiting on the daemon connection. */
+/* Passes the gathered response data on, with a flush. */
+static apr_status_t relay_flush(request_rec *r, apr_bucket_brigade *out,
+                                apr_size_t *batched)
+{
+    apr_status_t rv;
+
+    APR_BRIGADE_INSERT_TAIL(out, apr_bucket_flush_create(
+                                r->connection->bucket_alloc));
+    rv = ap_pass_brigade(r->output_filters, out);
+    apr_brigade_cleanup(out);
+    *batched = 0;
+    return rv;
+}
+
+/* Passes the gathered response data on when nothing more is waiting on
+ * the daemon connection, or enough has been gathered. */
 static apr_status_t relay(request_rec *r, tether_daemon_group_t *g,
                           tether_conn_t *c, apr_bucket_brigade *out,
                           apr_size_t *batched)
 {
     apr_size_t limit = g->response_buffer_size > 0
                        ? (apr_size_t)g->response_buffer_size : RELAY_BATCH;
-    apr_status_t rv;
 
     if (!tether_conn_pending(c) || *batched >= limit) {
-        APR_BRIGADE_INSERT_TAIL(out, apr_bucket_flush_create(
-                                    r->connection->bucket_alloc));
-        rv = ap_pass_brigade(r->output_filters, out);
-        apr_brigade_cleanup(out);
-        *batched = 0;
-        return rv;
+        return relay_flush(r, out, batched);
     }
     return APR_SUCCESS;
 }
@@ -507,6 +561,7 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
     apr_size_t batched = 0;
     int body_done = 0, body_asked = 0, head_seen = 0, rejected = 0;
     int unsent = 0;
+    char *body_buf = NULL;
     tether_wire_header_t h;
     apr_status_t rv;
 
@@ -589,8 +644,20 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
                    != TETHER_WIRE_OK) {
                 rv = APR_EGENERAL;
             }
+            /* What the application wrote before it asked for more body
+             * goes to the client first: it may be what the client waits
+             * for before it sends more. */
+            if (rv == APR_SUCCESS && !APR_BRIGADE_EMPTY(out)
+                && (rv = relay_flush(r, out, &batched)) != APR_SUCCESS) {
+                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
+                              TETHER_LOGNO(0504) "client gone while "
+                              "relaying the response of daemon group "
+                              "'%s'", g->name);
+                return X_ABORTED;
+            }
             if (rv == APR_SUCCESS) {
-                rv = send_body(r, c, in, want, &body_done, &rejected);
+                rv = send_body(r, c, in, &body_buf, want, &body_done,
+                               &rejected);
             }
             continue;
         }

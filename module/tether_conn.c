@@ -381,30 +381,21 @@ static apr_status_t send_all(tether_conn_t *c, struct msghdr *msg)
 
 apr_status_t tether_conn_flush(tether_conn_t *c);
 
-/* Sends what is queued, then one frame: its header and a payload given
- * in `nparts` pieces (at most TETHER_CONN_MAX_PARTS), with the
- * descriptor fd (if >= 0) on the frame's first byte. */
+/* Sends what is queued, then one frame, with the descriptor fd (if >= 0)
+ * on the frame's first byte. */
 static apr_status_t send_frame(tether_conn_t *c, int type, int flags,
-                               const struct iovec *parts, int nparts,
-                               int fd)
+                               const void *payload, apr_size_t len, int fd)
 {
     unsigned char head[TETHER_WIRE_HEADER_SIZE];
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int))];
     } control;
-    struct iovec iov[TETHER_CONN_MAX_PARTS + 2];
+    struct iovec iov[3];
     struct msghdr msg;
-    apr_size_t len = 0;
-    int i, n = 0;
+    int n = 0;
     apr_status_t rv;
 
-    if (nparts < 0 || nparts > TETHER_CONN_MAX_PARTS) {
-        return APR_EINVAL;
-    }
-    for (i = 0; i < nparts; i++) {
-        len += parts[i].iov_len;
-    }
     if (len > TETHER_WIRE_MAX_PAYLOAD) {
         return APR_EINVAL;
     }
@@ -422,10 +413,9 @@ static apr_status_t send_frame(tether_conn_t *c, int type, int flags,
                               (uint32_t)len);
     iov[n].iov_base = head;
     iov[n++].iov_len = sizeof(head);
-    for (i = 0; i < nparts; i++) {
-        if (parts[i].iov_len) {
-            iov[n++] = parts[i];
-        }
+    if (len) {
+        iov[n].iov_base = (void *)payload;
+        iov[n++].iov_len = len;
     }
     memset(&msg, 0, sizeof(msg));
     msg.msg_iov = iov;
@@ -446,41 +436,24 @@ static apr_status_t send_frame(tether_conn_t *c, int type, int flags,
     return send_all(c, &msg);
 }
 
-/* send_frame() with the payload in one piece. */
-static apr_status_t send_one(tether_conn_t *c, int type, int flags,
-                             const void *payload, apr_size_t len, int fd)
-{
-    struct iovec part;
-
-    part.iov_base = (void *)payload;
-    part.iov_len = len;
-    return send_frame(c, type, flags, &part, len ? 1 : 0, fd);
-}
-
 apr_status_t tether_conn_send(tether_conn_t *c, int type, int flags,
                               const void *payload, apr_size_t len)
 {
-    return send_one(c, type, flags, payload, len, -1);
-}
-
-apr_status_t tether_conn_sendv(tether_conn_t *c, int type, int flags,
-                               const struct iovec *parts, int nparts)
-{
-    return send_frame(c, type, flags, parts, nparts, -1);
+    return send_frame(c, type, flags, payload, len, -1);
 }
 
 apr_status_t tether_conn_send_fd(tether_conn_t *c, int type, int flags,
                                  const void *payload, apr_size_t len,
                                  int fd)
 {
-    return send_one(c, type, flags, payload, len, fd);
+    return send_frame(c, type, flags, payload, len, fd);
 }
 
 apr_status_t tether_conn_queue(tether_conn_t *c, int type, int flags,
                                const void *payload, apr_size_t len)
 {
     if (c->wlen + TETHER_WIRE_HEADER_SIZE + len > CONN_WBUFSIZE) {
-        return send_one(c, type, flags, payload, len, -1);
+        return send_frame(c, type, flags, payload, len, -1);
     }
     tether_wire_header_encode(c->wbuf + c->wlen, (uint8_t)type,
                               (uint8_t)flags, (uint32_t)len);

@@ -11,8 +11,6 @@
 #include "apr_errno.h"
 #include "apr_time.h"
 
-#include <sys/uio.h>
-
 #include "tether_wire.h"
 
 #define TETHER_CONN_MAX_FDS 8
@@ -79,12 +77,6 @@ int tether_conn_pending(tether_conn_t *c);
 /* Sends one frame: header and payload (payload may be NULL for len 0). */
 apr_status_t tether_conn_send(tether_conn_t *c, int type, int flags,
                               const void *payload, apr_size_t len);
-/* The most pieces tether_conn_sendv() takes for one payload. */
-#define TETHER_CONN_MAX_PARTS 64
-/* Sends one frame whose payload is the concatenation of `nparts` pieces
- * (at most TETHER_CONN_MAX_PARTS), written without copying them. */
-apr_status_t tether_conn_sendv(tether_conn_t *c, int type, int flags,
-                               const struct iovec *parts, int nparts);
 /*
  * Queues one frame to go out with the next send or flush; a frame too big
  * for the queue flushes it and goes out at once.

@@ -699,6 +699,8 @@ static int serve(dconn_t *dc, wreq_t *w, apr_pool_t *tp,
     /* Small frames only go into the connection's send queue (flushed
      * when the queue fills, on FLUSH and at the end). */
     req.small_pass_keeps_gil = 1;
+    /* Each call is one BODY_WANT round trip to Apache's side. */
+    req.input_step = TETHER_INPUT_FRAME;
     if (!req.script_file || !req.application_group
         || !req.callable_object) {
         send_error(w, HTTP_BAD_GATEWAY, "incomplete request head");

@@ -78,7 +78,14 @@ typedef struct {
     int small_pass_keeps_gil;       /* output filters never block on
                                      * small brigades (daemon side) */
     int pass_apache_request;        /* WSGIPassApacheRequest (embedded) */
+    apr_size_t input_step;          /* body bytes wsgi.input asks of the
+                                     * input filters per call, at most;
+                                     * 0: one of Apache's socket buckets */
 } tether_request_t;
+
+/* Body bytes a daemon's wsgi.input asks Apache's side for per BODY_WANT,
+ * at most: as much as an application's read(65536), in one round trip. */
+#define TETHER_INPUT_FRAME (64 * 1024)
 
 /*
  * Keeps the pending Python exception aside while other Python calls run

@@ -122,7 +122,20 @@ ROUTES = {
 }
 
 
+def echo_lines(environ, start_response):
+    """Answers each line of the body as soon as it has read it."""
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    stream = environ["wsgi.input"]
+    while True:
+        line = stream.readline()
+        if not line:
+            break
+        yield line
+
+
 def application(environ, start_response):
+    if environ.get("PATH_INFO") == "/echo-lines":
+        return echo_lines(environ, start_response)
     query = {k: v[-1] for k, v in
              parse_qs(environ.get("QUERY_STRING", "")).items()}
     route = ROUTES.get(environ.get("PATH_INFO", ""))

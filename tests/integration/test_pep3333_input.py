@@ -180,6 +180,47 @@ def test_input_expect_100_continue_sent_when_the_app_reads(server):
     assert json.loads(final.body)["data"] == "hello"
 
 
+@pytest.mark.parametrize("chunked", [False, True],
+                         ids=["content-length", "chunked"])
+def test_input_readline_returns_what_has_arrived_of_the_body(server, chunked):
+    """readline() answers with a line the client has sent while the rest
+    of the body is still to come: the client sends the next line only
+    after the application has echoed the one before."""
+    lines = [b"first\n", b"second\n", b"third"]
+    if chunked:
+        head = (b"POST /chunked/echo-lines HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        pieces = [b"%x\r\n%s\r\n" % (len(line), line) for line in lines]
+        pieces[-1] += b"0\r\n\r\n"
+    else:
+        head = (b"POST /in/echo-lines HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n"
+                % sum(map(len, lines)))
+        pieces = lines
+    with server.connect() as sock:
+        sock.sendall(head)
+        resp_head = None
+        body = b""
+        expected = b""
+        for line, piece in zip(lines[:-1], pieces):
+            sock.sendall(piece)
+            expected += line
+            if resp_head is None:
+                resp_head, body = read_head(sock)
+                assert resp_head.status == 200, resp_head
+            # The echo of this line comes before the client sends more.
+            while len(decode_chunked(body)[0]) < len(expected):
+                data = sock.recv(65536)
+                assert data, "closed before the echo of %r" % line
+                body += data
+            assert decode_chunked(body)[0] == expected
+        sock.sendall(pieces[-1])
+        body += read_until_close(sock)
+    data, complete = decode_chunked(body)
+    assert complete
+    assert data == b"".join(lines)
+
+
 def test_input_limit_request_body_enforced(server):
     resp = server.post("/limited/read-all", b"x" * 1000)
     assert resp.status == 413, resp
