@@ -84,7 +84,7 @@ static void fuzz_pairs(const uint8_t *data, size_t size)
 static void fuzz_payload(uint8_t type, const uint8_t *p, size_t len)
 {
     unsigned char out[TETHER_WIRE_RESP_FILE_SIZE];
-    uint32_t want;
+    uint32_t want, reason, detail;
     uint64_t offset, length;
     uint16_t status;
     const char *msg;
@@ -100,6 +100,15 @@ static void fuzz_payload(uint8_t type, const uint8_t *p, size_t len)
                 == TETHER_WIRE_OK) {
                 tether_wire_body_want_encode(out, want);
                 CHECK(len == 4 && memcmp(out, p, 4) == 0);
+            }
+            break;
+        case TETHER_WIRE_REQ_ABORT:
+            if (tether_wire_req_abort_decode(p, len, &reason, &detail)
+                == TETHER_WIRE_OK) {
+                CHECK(reason >= TETHER_WIRE_ABORT_CLOSED
+                      && reason <= TETHER_WIRE_ABORT_ERROR);
+                tether_wire_req_abort_encode(out, reason, detail);
+                CHECK(len == 8 && memcmp(out, p, 8) == 0);
             }
             break;
         case TETHER_WIRE_RESP_FILE:
@@ -136,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const uint8_t kinds[] = {
         TETHER_WIRE_REQ_HEAD, TETHER_WIRE_BODY_WANT, TETHER_WIRE_RESP_FILE,
-        TETHER_WIRE_RESP_ERROR
+        TETHER_WIRE_RESP_ERROR, TETHER_WIRE_REQ_ABORT
     };
     tether_wire_header_t h;
     unsigned char hdr[TETHER_WIRE_HEADER_SIZE];

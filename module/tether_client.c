@@ -303,6 +303,34 @@ static apr_status_t read_client_body(request_rec *r, apr_bucket_brigade *bb,
     return APR_SUCCESS;
 }
 
+/*
+ * Tells the daemon why the body could not be read (rv), in the terms
+ * wsgi.input uses in embedded mode: the client closed the connection, it
+ * stalled past Timeout, Apache refused the body and answered the client
+ * itself (with r->status), or another error.
+ */
+static apr_status_t send_abort(request_rec *r, tether_conn_t *c,
+                               apr_status_t rv)
+{
+    unsigned char why[TETHER_WIRE_REQ_ABORT_SIZE];
+    uint32_t reason = TETHER_WIRE_ABORT_ERROR, detail = (uint32_t)rv;
+
+    if (rv == AP_FILTER_ERROR && r->status >= 400 && r->status <= 599) {
+        reason = TETHER_WIRE_ABORT_REJECTED;
+        detail = (uint32_t)r->status;
+    }
+    else if (APR_STATUS_IS_TIMEUP(rv)) {
+        reason = TETHER_WIRE_ABORT_TIMEOUT;
+        detail = 0;
+    }
+    else if (APR_STATUS_IS_EOF(rv) || APR_STATUS_IS_INCOMPLETE(rv)) {
+        reason = TETHER_WIRE_ABORT_CLOSED;
+        detail = 0;
+    }
+    tether_wire_req_abort_encode(why, reason, detail);
+    return tether_conn_send(c, TETHER_WIRE_REQ_ABORT, 0, why, sizeof(why));
+}
+
 static char *body_buf_get(void)
 {
     body_buf_t *b;
@@ -353,7 +381,7 @@ static apr_status_t send_body(request_rec *r, tether_conn_t *c,
     if (!*buf) {
         if (!(*buf = body_buf_get())) {
             *body_done = 1;
-            return tether_conn_send(c, TETHER_WIRE_REQ_ABORT, 0, NULL, 0);
+            return send_abort(r, c, APR_ENOMEM);
         }
         apr_pool_cleanup_register(r->pool, *buf, body_buf_put,
                                   apr_pool_cleanup_null);
@@ -367,7 +395,7 @@ static apr_status_t send_body(request_rec *r, tether_conn_t *c,
         r->connection->keepalive = AP_CONN_CLOSE;
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, TETHER_LOGNO(0501)
                       "reading the request body for the daemon failed");
-        return tether_conn_send(c, TETHER_WIRE_REQ_ABORT, 0, NULL, 0);
+        return send_abort(r, c, rv);
     }
     if (got == 0) {
         /* No data: the body ended (the daemon learns it now). */

@@ -296,6 +296,29 @@ static apr_status_t wire_out(ap_filter_t *f, apr_bucket_brigade *bb)
     return rv;
 }
 
+/*
+ * The status wsgi.input reports for a REQ_ABORT: the one Apache's side
+ * read, or one that wsgi.input words the same way, as in embedded mode.
+ */
+static apr_status_t abort_status(request_rec *r, uint32_t reason,
+                                 uint32_t detail)
+{
+    switch (reason) {
+    case TETHER_WIRE_ABORT_CLOSED:
+        return APR_INCOMPLETE;
+    case TETHER_WIRE_ABORT_TIMEOUT:
+        return APR_TIMEUP;
+    case TETHER_WIRE_ABORT_REJECTED:
+        /* Apache has answered the client: the application's response
+         * goes nowhere, and its error names the status that was sent. */
+        r->status = (int)detail;
+        return AP_FILTER_ERROR;
+    default:
+        return detail && detail != (uint32_t)AP_FILTER_ERROR
+               ? (apr_status_t)detail : APR_EGENERAL;
+    }
+}
+
 static apr_status_t wire_in(ap_filter_t *f, apr_bucket_brigade *bb,
                             ap_input_mode_t mode, apr_read_type_e block,
                             apr_off_t readbytes)
@@ -344,8 +367,19 @@ static apr_status_t wire_in(ap_filter_t *f, apr_bucket_brigade *bb,
         w->body_eof = 1;
         APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(ba));
         return APR_SUCCESS;
-    case TETHER_WIRE_REQ_ABORT:
-        return w->body_error = APR_ECONNABORTED;
+    case TETHER_WIRE_REQ_ABORT: {
+        unsigned char why[TETHER_WIRE_REQ_ABORT_SIZE];
+        uint32_t reason, detail;
+
+        if ((rv = tether_conn_read(w->c, why, sizeof(why))) != APR_SUCCESS) {
+            return w->body_error = rv;
+        }
+        if (tether_wire_req_abort_decode(why, sizeof(why), &reason, &detail)
+                != TETHER_WIRE_OK) {
+            break;
+        }
+        return w->body_error = abort_status(f->r, reason, detail);
+    }
     case TETHER_WIRE_REQ_BODY:
         if (h.length == 0 || h.length > (uint32_t)readbytes) {
             break;

@@ -102,7 +102,6 @@ int tether_wire_header_decode(const unsigned char in[TETHER_WIRE_HEADER_SIZE],
         case TETHER_WIRE_RESP_ABORT:
             break;
         case TETHER_WIRE_REQ_END:
-        case TETHER_WIRE_REQ_ABORT:
         case TETHER_WIRE_RESP_END:
         case TETHER_WIRE_GOODBYE:
             max = 0;
@@ -112,6 +111,9 @@ int tether_wire_header_decode(const unsigned char in[TETHER_WIRE_HEADER_SIZE],
             break;
         case TETHER_WIRE_BODY_WANT:
             min = max = TETHER_WIRE_BODY_WANT_SIZE;
+            break;
+        case TETHER_WIRE_REQ_ABORT:
+            min = max = TETHER_WIRE_REQ_ABORT_SIZE;
             break;
         case TETHER_WIRE_RESP_FILE:
             min = max = TETHER_WIRE_RESP_FILE_SIZE;
@@ -324,6 +326,35 @@ int tether_wire_body_want_decode(const unsigned char *in, size_t len,
                                  uint32_t *want)
 {
     return u32_payload_decode(in, len, want);
+}
+
+void tether_wire_req_abort_encode(
+    unsigned char out[TETHER_WIRE_REQ_ABORT_SIZE], uint32_t reason,
+    uint32_t detail)
+{
+    put_u32(out, reason);
+    put_u32(out + 4, detail);
+}
+
+int tether_wire_req_abort_decode(const unsigned char *in, size_t len,
+                                 uint32_t *reason, uint32_t *detail)
+{
+    uint32_t why, what;
+    int rc = exact_size(len, TETHER_WIRE_REQ_ABORT_SIZE);
+
+    if (rc != TETHER_WIRE_OK) {
+        return rc;
+    }
+    why = get_u32(in);
+    what = get_u32(in + 4);
+    if (why < TETHER_WIRE_ABORT_CLOSED || why > TETHER_WIRE_ABORT_ERROR
+        || (why == TETHER_WIRE_ABORT_REJECTED
+            && (what < 400 || what > 599))) {
+        return TETHER_WIRE_EVALUE;
+    }
+    *reason = why;
+    *detail = what;
+    return TETHER_WIRE_OK;
 }
 
 void tether_wire_resp_file_encode(

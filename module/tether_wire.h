@@ -39,6 +39,7 @@ extern "C" {
 /* Payload sizes of the fixed-layout frames. */
 #define TETHER_WIRE_HELLO_SIZE 4
 #define TETHER_WIRE_BODY_WANT_SIZE 4
+#define TETHER_WIRE_REQ_ABORT_SIZE 8
 #define TETHER_WIRE_RESP_FILE_SIZE 16
 #define TETHER_WIRE_RESP_ERROR_MIN 2
 
@@ -47,7 +48,8 @@ typedef enum {
     TETHER_WIRE_REQ_HEAD = 1,       /* A->D pair list: the environ */
     TETHER_WIRE_REQ_BODY = 2,       /* A->D raw body bytes */
     TETHER_WIRE_REQ_END = 3,        /* A->D empty: body complete */
-    TETHER_WIRE_REQ_ABORT = 4,      /* A->D empty: body read failed */
+    TETHER_WIRE_REQ_ABORT = 4,      /* A->D u32 reason, u32 detail: the
+                                     * body could not be read */
     TETHER_WIRE_HELLO = 9,          /* D->A u32: the daemon's pid, sent
                                      * once when it accepts a connection */
     TETHER_WIRE_BODY_WANT = 10,     /* D->A u32: bytes wanted now */
@@ -112,7 +114,7 @@ void tether_wire_header_encode(unsigned char out[TETHER_WIRE_HEADER_SIZE],
  * Reads a header.  Rejects unknown types (ETYPE), undefined flag bits
  * (EFLAGS), non-zero reserved bytes (ERESERVED) and a length above
  * TETHER_WIRE_MAX_PAYLOAD or not allowed for the type (ELENGTH): REQ_END,
- * REQ_ABORT and RESP_END are empty, BODY_WANT is 4 bytes, RESP_FILE 16,
+ * and RESP_END are empty, REQ_ABORT is 8 bytes, BODY_WANT 4, RESP_FILE 16,
  * RESP_ERROR at least 2, REQ_HEAD and RESP_HEAD at least 4 (the count).
  * *h is filled only on success.
  */
@@ -169,6 +171,29 @@ void tether_wire_body_want_encode(
     unsigned char out[TETHER_WIRE_BODY_WANT_SIZE], uint32_t want);
 int tether_wire_body_want_decode(const unsigned char *in, size_t len,
                                  uint32_t *want);
+
+/* Why Apache's side could not read a request body (REQ_ABORT). */
+typedef enum {
+    TETHER_WIRE_ABORT_CLOSED = 1,   /* the client closed the connection
+                                     * before the end of the body */
+    TETHER_WIRE_ABORT_TIMEOUT = 2,  /* the client sent nothing for longer
+                                     * than Apache's Timeout */
+    TETHER_WIRE_ABORT_REJECTED = 3, /* Apache refused the body and answered
+                                     * the client; detail: the HTTP status
+                                     * it sent (400-599) */
+    TETHER_WIRE_ABORT_ERROR = 4     /* anything else; detail: the
+                                     * apr_status_t, 0 if none */
+} tether_wire_abort_e;
+
+/*
+ * REQ_ABORT: a reason and its detail.  Decoding fails with EVALUE for an
+ * unknown reason, or a REJECTED whose status is outside 400-599.
+ */
+void tether_wire_req_abort_encode(
+    unsigned char out[TETHER_WIRE_REQ_ABORT_SIZE], uint32_t reason,
+    uint32_t detail);
+int tether_wire_req_abort_decode(const unsigned char *in, size_t len,
+                                 uint32_t *reason, uint32_t *detail);
 
 /*
  * RESP_FILE: a range of the file whose descriptor rides along.  Decoding

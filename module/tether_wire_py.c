@@ -372,6 +372,42 @@ static PyObject *wire_decode_hello(PyObject *self, PyObject *args)
     return u32_decode(args, "y*:decode_hello", tether_wire_hello_decode);
 }
 
+static PyObject *wire_encode_req_abort(PyObject *self, PyObject *args)
+{
+    PyObject *ro, *do_;
+    unsigned long long reason, detail;
+    unsigned char out[TETHER_WIRE_REQ_ABORT_SIZE];
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OO:encode_req_abort", &ro, &do_)
+        || wire_uint(ro, 0xffffffffULL, "reason", &reason) < 0
+        || wire_uint(do_, 0xffffffffULL, "detail", &detail) < 0) {
+        return NULL;
+    }
+    tether_wire_req_abort_encode(out, (uint32_t)reason, (uint32_t)detail);
+    return PyBytes_FromStringAndSize((const char *)out, sizeof(out));
+}
+
+static PyObject *wire_decode_req_abort(PyObject *self, PyObject *args)
+{
+    Py_buffer buf;
+    uint32_t reason = 0, detail = 0;
+    int rc;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*:decode_req_abort", &buf)) {
+        return NULL;
+    }
+    rc = tether_wire_req_abort_decode(buf.buf, (size_t)buf.len, &reason,
+                                      &detail);
+    PyBuffer_Release(&buf);
+    if (rc != TETHER_WIRE_OK) {
+        return wire_error(rc);
+    }
+    return Py_BuildValue("(kk)", (unsigned long)reason,
+                         (unsigned long)detail);
+}
+
 static PyObject *wire_encode_resp_file(PyObject *self, PyObject *args)
 {
     PyObject *oo, *lo;
@@ -515,6 +551,10 @@ static PyMethodDef wire_methods[] = {
      "encode_body_want(n) -> 4 bytes"},
     {"decode_body_want", wire_decode_body_want, METH_VARARGS,
      "decode_body_want(data) -> n"},
+    {"encode_req_abort", wire_encode_req_abort, METH_VARARGS,
+     "encode_req_abort(reason, detail) -> 8 bytes"},
+    {"decode_req_abort", wire_decode_req_abort, METH_VARARGS,
+     "decode_req_abort(data) -> (reason, detail)"},
     {"encode_resp_file", wire_encode_resp_file, METH_VARARGS,
      "encode_resp_file(offset, length) -> 16 bytes"},
     {"decode_resp_file", wire_decode_resp_file, METH_VARARGS,
@@ -540,6 +580,11 @@ static int wire_exec(PyObject *m)
         {"MAX_PAIRS", TETHER_WIRE_MAX_PAIRS},
         {"HELLO_SIZE", TETHER_WIRE_HELLO_SIZE},
         {"BODY_WANT_SIZE", TETHER_WIRE_BODY_WANT_SIZE},
+        {"REQ_ABORT_SIZE", TETHER_WIRE_REQ_ABORT_SIZE},
+        {"ABORT_CLOSED", TETHER_WIRE_ABORT_CLOSED},
+        {"ABORT_TIMEOUT", TETHER_WIRE_ABORT_TIMEOUT},
+        {"ABORT_REJECTED", TETHER_WIRE_ABORT_REJECTED},
+        {"ABORT_ERROR", TETHER_WIRE_ABORT_ERROR},
         {"RESP_FILE_SIZE", TETHER_WIRE_RESP_FILE_SIZE},
         {"RESP_ERROR_MIN", TETHER_WIRE_RESP_ERROR_MIN},
         {"REQ_HEAD", TETHER_WIRE_REQ_HEAD},

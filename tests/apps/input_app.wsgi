@@ -96,12 +96,18 @@ def mixed(stream, q):
 
 
 def read_error(stream, q):
+    """What read() raised; also written to ?record=<path>, for tests whose
+    client never sees the response."""
     try:
-        data = stream.read()
+        result = {"data_length": len(stream.read())}
     except Exception as exc:
-        return {"error": type(exc).__name__, "message": str(exc),
-                "is_oserror": isinstance(exc, OSError)}
-    return {"data_length": len(data)}
+        result = {"error": type(exc).__name__, "message": str(exc),
+                  "is_oserror": isinstance(exc, OSError)}
+    if "record" in q:
+        with open(q["record"] + ".tmp", "w") as f:
+            json.dump(result, f)
+        os.rename(q["record"] + ".tmp", q["record"])
+    return result
 
 
 def ignore(stream, q):

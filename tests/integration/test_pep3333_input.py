@@ -229,13 +229,22 @@ def test_input_limit_request_body_enforced(server):
     assert resp.json()["data"] == "x" * 100
 
 
+CLIENT_CLOSED = ("client closed the connection before sending the whole "
+                 "request body")
+
+
 def test_input_client_gone_mid_body_raises_oserror_in_the_app(server):
     mark = server.log_mark()
+    record = server.scratch_path("client-gone")
     with server.connect() as sock:
-        sock.sendall(b"POST /in/read-error HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     b"Content-Length: 1000\r\n\r\n0123456789")
+        sock.sendall(b"POST /in/read-error?record=%s HTTP/1.1\r\n"
+                     b"Host: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n"
+                     b"0123456789" % record.encode())
         sock.shutdown(socket.SHUT_WR)
         raw = RawResponse(read_until_close(sock))
+    # The same words in both modes (a daemon learns why from Apache's side).
+    assert server.wait_for_json(record) == {
+        "error": "OSError", "message": CLIENT_CLOSED, "is_oserror": True}
     # The response may or may not reach a half-closed client; if it does it
     # must report the failed read.  Either way the server goes on.
     if raw.status is not None:
@@ -333,10 +342,17 @@ def assert_only_the_error_page(server, raw, path, status, mark):
 
 @READ_ROUTES
 def test_input_chunked_body_over_limit_gets_only_the_413_page(server, route):
-    path = "/chunked-limited/" + route
+    record = server.scratch_path("over-limit-" + route)
+    path = "/chunked-limited/%s?record=%s" % (route, record)
     mark = server.access_mark()
     raw = post_chunked(server, path, [b"a" * 300, b"b" * 300])
     assert_only_the_error_page(server, raw, path, 413, mark)
+    if route == "read-error":
+        # The application is told that Apache answered for it.
+        assert server.wait_for_json(record) == {
+            "error": "OSError", "is_oserror": True,
+            "message": "request body rejected by Apache (HTTP status 413 "
+                       "was sent to the client)"}
 
 
 @READ_ROUTES

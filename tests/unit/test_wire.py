@@ -28,7 +28,7 @@ TYPES = {
 }
 # Payload lengths each type allows: (minimum, maximum).
 LENGTHS = {
-    1: (4, MIB16), 2: (0, MIB16), 3: (0, 0), 4: (0, 0), 9: (4, 4),
+    1: (4, MIB16), 2: (0, MIB16), 3: (0, 0), 4: (8, 8), 9: (4, 4),
     10: (4, 4),
     11: (4, MIB16), 12: (0, MIB16), 13: (16, 16), 14: (0, 0),
     15: (0, MIB16), 16: (2, MIB16), 17: (0, 0),
@@ -55,6 +55,9 @@ def test_wire_constants_match_design():
     assert w.MAX_PAIRS == 10000
     assert w.FLAG_CLOSE == 0x01
     assert (w.BODY_WANT_SIZE, w.RESP_FILE_SIZE, w.RESP_ERROR_MIN) == (4, 16, 2)
+    assert w.REQ_ABORT_SIZE == 8
+    assert (w.ABORT_CLOSED, w.ABORT_TIMEOUT, w.ABORT_REJECTED,
+            w.ABORT_ERROR) == (1, 2, 3, 4)
     for name, value in TYPES.items():
         assert getattr(w, name) == value, name
 
@@ -134,7 +137,8 @@ def test_wire_header_length_over_max_rejected(type_, length):
 
 
 @pytest.mark.parametrize("type_,length", [
-    (w.REQ_END, 1), (w.REQ_ABORT, 4), (w.RESP_END, 8), (w.GOODBYE, 1),
+    (w.REQ_END, 1), (w.RESP_END, 8), (w.GOODBYE, 1),
+    (w.REQ_ABORT, 0), (w.REQ_ABORT, 4), (w.REQ_ABORT, 9),
     (w.BODY_WANT, 0), (w.BODY_WANT, 3), (w.BODY_WANT, 5),
     (w.HELLO, 0), (w.HELLO, 3), (w.HELLO, 5),
     (w.RESP_FILE, 8), (w.RESP_FILE, 15), (w.RESP_FILE, 17),
@@ -358,6 +362,35 @@ def test_wire_body_want_malformed_rejected():
     for n in (-1, 1 << 32):
         with pytest.raises(ValueError, match="must be in"):
             w.encode_body_want(n)
+
+
+def test_wire_req_abort_layout_and_round_trip():
+    assert w.encode_req_abort(w.ABORT_REJECTED, 413) == (
+        b"\x00\x00\x00\x03\x00\x00\x01\x9d")
+    assert w.decode_req_abort(b"\x00\x00\x00\x04\x00\x01\x02\x03") == (
+        w.ABORT_ERROR, 0x00010203)
+    for reason, detail in ((w.ABORT_CLOSED, 0), (w.ABORT_TIMEOUT, 0),
+                           (w.ABORT_REJECTED, 400), (w.ABORT_REJECTED, 599),
+                           (w.ABORT_ERROR, 0), (w.ABORT_ERROR, 0xffffffff)):
+        assert w.decode_req_abort(w.encode_req_abort(reason, detail)) == (
+            reason, detail)
+
+
+def test_wire_req_abort_malformed_rejected():
+    for data in (b"", b"\x00\x00\x00\x01", bytes(7)):
+        with pytest.raises(ValueError, match="truncated"):
+            w.decode_req_abort(data)
+    with pytest.raises(ValueError, match="unexpected bytes"):
+        w.decode_req_abort(w.encode_req_abort(w.ABORT_CLOSED, 0) + b"\x00")
+    # An unknown reason, and a refusal whose status is not an error's.
+    for reason, detail in ((0, 0), (5, 0), (0xffffffff, 0),
+                           (w.ABORT_REJECTED, 0), (w.ABORT_REJECTED, 399),
+                           (w.ABORT_REJECTED, 600)):
+        with pytest.raises(ValueError, match="out of range"):
+            w.decode_req_abort(w.encode_req_abort(reason, detail))
+    for args in ((-1, 0), (1 << 32, 0), (1, -1), (1, 1 << 32)):
+        with pytest.raises(ValueError, match="must be in"):
+            w.encode_req_abort(*args)
 
 
 def test_wire_resp_file_layout_and_round_trip():
