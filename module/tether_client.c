@@ -578,6 +578,17 @@ static apr_status_t relay(request_rec *r, tether_daemon_group_t *g,
     return APR_SUCCESS;
 }
 
+/* The client went away while its response was relayed: the daemon is
+ * mid-response, so the connection to it cannot be reused. */
+static exchange_t client_gone(request_rec *r, tether_daemon_group_t *g,
+                              apr_status_t rv)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, TETHER_LOGNO(0504)
+                  "client gone while relaying the response of daemon group "
+                  "'%s'", g->name);
+    return X_ABORTED;
+}
+
 static exchange_t exchange(request_rec *r, tether_request_t *req,
                            tether_daemon_group_t *g, tether_conn_t *c,
                            int reused, int *status)
@@ -677,11 +688,7 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
              * for before it sends more. */
             if (rv == APR_SUCCESS && !APR_BRIGADE_EMPTY(out)
                 && (rv = relay_flush(r, out, &batched)) != APR_SUCCESS) {
-                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
-                              TETHER_LOGNO(0504) "client gone while "
-                              "relaying the response of daemon group "
-                              "'%s'", g->name);
-                return X_ABORTED;
+                return client_gone(r, g, rv);
             }
             if (rv == APR_SUCCESS) {
                 rv = send_body(r, c, in, &body_buf, want, &body_done,
@@ -755,13 +762,7 @@ static exchange_t exchange(request_rec *r, tether_request_t *req,
                 batched += n;
                 left -= n;
                 if ((rv = relay(r, g, c, out, &batched)) != APR_SUCCESS) {
-                    /* The client went away: the daemon is mid-response,
-                     * so this connection cannot be reused. */
-                    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
-                                  TETHER_LOGNO(0504) "client gone while "
-                                  "relaying the response of daemon group "
-                                  "'%s'", g->name);
-                    return X_ABORTED;
+                    return client_gone(r, g, rv);
                 }
             }
             if (rv != APR_SUCCESS) {

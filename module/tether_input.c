@@ -13,7 +13,7 @@
  * the request says otherwise: one socket bucket.  What one call returns
  * sits in buckets of the connection's allocator, which keeps them once
  * freed for as long as the connection lives: 32 KiB per call left some
- * 40 KiB with every keep-alive connection, 8000 bytes leave one bucket. */
+ * 40 KiB with every keep-alive connection. */
 #define INPUT_READ_STEP APR_BUCKET_BUFF_SIZE
 /* First allocation of a read() whose length is not known in advance. */
 #define INPUT_CHUNK 65536
