@@ -25,17 +25,20 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import prepare, report  # noqa: E402
+from benchlib import prepare, report, roundtrip  # noqa: E402
 from benchlib.load import RssSampler, run_wrk  # noqa: E402
 from benchlib.servers import (KINDS_BY_NAME, SERVER_KINDS,  # noqa: E402
                               check_ready, make_server)
-from benchlib.util import BenchError, run, say  # noqa: E402
+from benchlib.util import (BenchError, run, say,  # noqa: E402
+                           tree_cpu_seconds)
 from benchlib.workloads import (WORKLOADS, WORKLOADS_BY_NAME,  # noqa: E402
                                 write_static_files)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULTS = {"duration": 10, "warmup": 2, "rounds": 3}
 QUICK = {"duration": 1, "warmup": 0, "rounds": 1}
+# Clients of benchmarks/roundtrip.c: the lower concurrency of the table.
+ROUND_TRIP_CLIENTS = 16
 # Error-log lines worth reporting: processes that crashed.  (Tracebacks are
 # not: wrk's end cuts uploads short, which the upload app reports as an
 # OSError from wsgi.input; a real application error shows as non-2xx.)
@@ -278,21 +281,28 @@ def measure(args, tools, server, rnd, workload, runs):
                       timeout=args.timeout, body_bytes=workload.body_bytes)
         if args.warmup:
             run_wrk(tools.wrk, url, duration=args.warmup, **common)
+        cpu_before = tree_cpu_seconds(server.pid)
         sampler = RssSampler(server.pid).start()
         try:
             result = run_wrk(tools.wrk, url, duration=args.duration, **common)
         finally:
             peak_kib, processes = sampler.stop()
+        # A process that exits during the run takes its CPU time with it;
+        # one that starts during the run counts from zero.
+        cpu_after = tree_cpu_seconds(server.pid)
+        cpu_s = sum(max(0.0, t - cpu_before.get(pid, 0.0))
+                    for pid, t in cpu_after.items())
         result.update(round=rnd, workload=workload.name, concurrency=conc,
                       server=kind.name, ok=True, peak_rss_kib=peak_kib,
-                      processes=processes)
+                      processes=processes, server_cpu_s=round(cpu_s, 3))
         runs.append(result)
         say("round %d  %-16s c=%-4d %-18s %9.1f req/s  p50 %s ms  "
-            "p99 %s ms  errors %d/%d  RSS %.1f MiB"
+            "p99 %s ms  errors %d/%d  RSS %.1f MiB  CPU %s us/req"
             % (rnd, workload.name, conc, kind.label, result["requests_per_s"],
                report.fmt_ms(result["latency_p50_ms"]),
                report.fmt_ms(result["latency_p99_ms"]),
-               result["non2xx"], result["socket_errors"], peak_kib / 1024.0))
+               result["non2xx"], result["socket_errors"], peak_kib / 1024.0,
+               report.fmt_cpu(report.cpu_per_request(result))))
 
 
 def run_server(args, tools, work, rnd, workload, name, runs, failures,
@@ -371,6 +381,14 @@ def main(argv=None):
 
     work = make_workdir()
     runs, failures, notes = [], [], []
+    floor = roundtrip.measure(work, ROUND_TRIP_CLIENTS,
+                              2000 if args.quick else 20000)
+    if "skipped" in floor:
+        say("round trip between two processes not measured: %s"
+            % floor["skipped"])
+    else:
+        say("round trip between two processes (benchmarks/roundtrip.c): "
+            "%.1f us of CPU" % floor["cpu_us"])
     try:
         for rnd, workload, names in steps:
             for name in names:
@@ -416,6 +434,7 @@ def main(argv=None):
         "timeout_s": args.timeout,
         "as_root": os.geteuid() == 0,
         "log_notes": notes,
+        "round_trip": floor,
     }
     md_path, json_path = report.write(args.output_dir, meta, runs, rows,
                                       servers, failures)

@@ -117,6 +117,8 @@ def aggregate(runs, workloads, concurrencies, servers):
                     "requests": sum(r["requests"] for r in ok),
                     "peak_rss_mib": _median(
                         r["peak_rss_kib"] / 1024.0 for r in ok),
+                    "cpu_us_per_request": _median(
+                        cpu_per_request(r) for r in ok),
                     "processes": max((r["processes"] for r in ok), default=None),
                 }
                 cells[name] = cell
@@ -162,6 +164,21 @@ def fmt_ms(value):
     if value < 10:
         return "%.2f" % value
     return "%.1f" % value if value < 100 else "%.0f" % value
+
+
+def cpu_per_request(run):
+    """Microseconds of the server's CPU (user + system, all its processes)
+    per request of one measured run; None when not measured."""
+    cpu_s, requests = run.get("server_cpu_s"), run.get("requests")
+    if cpu_s is None or not requests:
+        return None
+    return cpu_s / requests * 1e6
+
+
+def fmt_cpu(value):
+    if value is None:
+        return "-"
+    return "%.1f" % value if value < 1000 else "%.0f" % value
 
 
 def fmt_ratio(value):
@@ -301,7 +318,8 @@ def summary_table(rows, servers):
 
 def detail_table(rows, servers):
     header = ["workload", "c", "server", "req/s", "p50 ms", "p99 ms",
-              "non-2xx", "socket errors", "peak RSS MiB (processes)"]
+              "non-2xx", "socket errors", "peak RSS MiB (processes)",
+              "CPU us/req"]
     body = []
     for row in rows:
         for name in servers:
@@ -317,8 +335,22 @@ def detail_table(rows, servers):
                          fmt_ms(cell["latency_p50_ms"]),
                          fmt_ms(cell["latency_p99_ms"]),
                          str(cell["non2xx"]), fmt_socket_errors(cell),
-                         rss])
+                         rss, fmt_cpu(cell.get("cpu_us_per_request"))])
     return _table(header, body, text_columns=3)
+
+
+def round_trip_line(floor):
+    """The machine's floor under daemon mode, from benchmarks/roundtrip.c."""
+    if not floor:
+        return "- Round trip between two processes: not measured."
+    if "skipped" in floor:
+        return ("- Round trip between two processes: not measured (%s)."
+                % floor["skipped"])
+    return ("- A bare round trip between two processes over a Unix socket "
+            "(`benchmarks/roundtrip.c`, %d clients: epoll, wake-ups and "
+            "context switches, no request), the least daemon mode can add "
+            "to a request: %.1f us of CPU, %.1f us elapsed."
+            % (floor["clients"], floor["cpu_us"], floor["wall_us"]))
 
 
 def markdown(meta, rows, servers, failures):
@@ -340,6 +372,7 @@ def markdown(meta, rows, servers, failures):
         "- Capacity: %s; KeepAlive On, KeepAliveTimeout 5 s, unlimited "
         "requests per connection, for every server."
         % m["capacity"],
+        round_trip_line(m.get("round_trip")),
         "- Each case: %d s of warm-up, then %d s of wrk (%s thread(s), "
         "timeout %d s); %d round(s), the servers interleaved; the figures "
         "are medians over the rounds, errors are totals, the ratios are "
@@ -364,7 +397,9 @@ def markdown(meta, rows, servers, failures):
         "Peak RSS is the highest sum of VmRSS over all the processes of the "
         "server (Apache's parent, its children and daemon processes; "
         "gunicorn's arbiter and workers), sampled every 100 ms during the "
-        "measured run.",
+        "measured run. CPU us/req is the CPU time (user and system) of all "
+        "those processes during the measured run, divided by the requests "
+        "wrk counted; the load generator's own CPU is not in it.",
         "",
         detail_table(rows, servers),
         "",

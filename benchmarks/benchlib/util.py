@@ -142,6 +142,30 @@ def rss_kib(pid):
     return 0
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User plus system CPU seconds of pid (all its threads), or None when
+    it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / float(_TICKS)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def tree_cpu_seconds(root):
+    """{pid: CPU seconds} of root and its living descendants."""
+    out = {}
+    for pid in process_tree(root):
+        seconds = cpu_seconds(pid)
+        if seconds is not None:
+            out[pid] = seconds
+    return out
+
+
 def stop_tree(root, tree, deadline=30.0):
     """SIGTERM to root, then waits for every pid of `tree` to be gone.
 

@@ -89,6 +89,9 @@ def test_benchmark_json_has_numbers_for_every_server(quick_run):
                                                                      cell)
         # Hello world answers 200: a non-2xx means a broken server config.
         assert cell["non2xx"] == 0, (name, cell)
+        # The server's processes used CPU to answer them.
+        assert _number(cell["cpu_us_per_request"]) \
+            and cell["cpu_us_per_request"] > 0, (name, cell)
     ratios = doc["rows"][0]["ratios"]
     assert _number(ratios["tether_daemon_vs_embedded"])
     # One round: the lowest and highest per-round ratio are the median.
@@ -98,6 +101,13 @@ def test_benchmark_json_has_numbers_for_every_server(quick_run):
         assert _number(ratios["tether_vs_modwsgi_embedded"])
         assert _number(ratios["tether_vs_modwsgi_daemon"])
     assert doc["meta"]["rounds"] == 1 and doc["meta"]["duration_s"] == 1
+    # benchmarks/roundtrip.c was built and run (the tests build the module
+    # with the same compiler, so it is there).
+    floor = doc["meta"]["round_trip"]
+    assert "skipped" not in floor, floor
+    assert floor["clients"] == 16 and floor["round_trips"] == 16 * 2000
+    assert _number(floor["cpu_us"]) and floor["cpu_us"] > 0, floor
+    assert _number(floor["wall_us"]) and floor["wall_us"] > 0, floor
     assert doc["failures"] == []
 
 
@@ -119,6 +129,10 @@ def test_benchmark_markdown_has_the_tables(quick_run):
     # cell (met or missed, never a speed asserted here); those of servers
     # and workloads left out are "not measured".
     assert "## Targets" in text
+    assert re.search(r"- A bare round trip between two processes over a "
+                     r"Unix socket \(`benchmarks/roundtrip.c`, 16 clients: "
+                     r".*: \d+\.\d us of CPU, \d+\.\d us elapsed\.", text), text
+    assert "| peak RSS MiB (processes) | CPU us/req |" in text, text
     assert re.search(r"\| hello world: Tether daemon mode at least 0.8 x "
                      r"Tether embedded mode \| (met|\*\*missed\*\*) \| "
                      r"hello world \(13 B\) c=16: \d+\.\d\d \|", text), text

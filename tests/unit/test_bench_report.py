@@ -131,3 +131,49 @@ def test_targets_table_marks_misses():
             ) in table
     assert "| zero errors in every row (Tether's cells) | met | all 2 " \
         "cells |" in table
+
+
+def test_cpu_per_request_is_the_median_over_rounds_in_microseconds():
+    runs = hello_runs()
+    for r, cpu_s in zip([r for r in runs if r["server"] == "tether-daemon"],
+                        (0.75, 1.5, 3.0)):
+        r["server_cpu_s"] = cpu_s          # 1500 requests in each round
+    cell = rows_of(runs)[0]["servers"]["tether-daemon"]
+    assert cell["cpu_us_per_request"] == pytest.approx(1000.0)
+    table = report.detail_table(rows_of(runs), ALL)
+    assert "CPU us/req |" in table.splitlines()[0]
+    daemon_line = [line for line in table.splitlines()
+                   if "| Tether daemon |" in line][0]
+    assert daemon_line.endswith("| 1000 |"), daemon_line
+
+
+def test_cpu_per_request_is_missing_in_records_without_it():
+    # Records of older runs have no server_cpu_s: "-", not a made-up 0.
+    assert report.cpu_per_request({"requests": 10}) is None
+    assert report.cpu_per_request({"server_cpu_s": 1.0, "requests": 0}) \
+        is None
+    cell = rows_of(hello_runs())[0]["servers"]["static"]
+    assert cell["cpu_us_per_request"] is None
+    assert report.fmt_cpu(None) == "-"
+    assert report.fmt_cpu(12.345) == "12.3"
+
+
+def test_round_trip_line_says_what_was_measured_or_why_not():
+    line = report.round_trip_line({"clients": 16, "round_trips": 320000,
+                                   "cpu_us": 8.44, "wall_us": 4.7})
+    assert "`benchmarks/roundtrip.c`, 16 clients" in line
+    assert "8.4 us of CPU, 4.7 us elapsed" in line
+    assert report.round_trip_line({"skipped": "no C compiler (install gcc)"}) \
+        == ("- Round trip between two processes: not measured (no C "
+            "compiler (install gcc)).")
+    assert "not measured" in report.round_trip_line(None)
+
+
+def test_roundtrip_output_is_parsed_and_garbage_is_not():
+    from benchlib import roundtrip
+    assert roundtrip.parse("roundtrip: clients 4 round_trips 200000 "
+                           "cpu_us 8.44 wall_us 4.70\n") == {
+        "clients": 4, "round_trips": 200000, "cpu_us": 8.44,
+        "wall_us": 4.70}
+    assert roundtrip.parse("roundtrip: a process failed\n") is None
+    assert roundtrip.parse("") is None
